@@ -1,0 +1,1 @@
+"""The HTTP application: ingest dispatch, read endpoints, OpenAPI and the dashboard routes."""

@@ -1,0 +1,1 @@
+"""Connections and schemas shared by the backends of one engine."""

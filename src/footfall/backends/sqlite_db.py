@@ -1,0 +1,144 @@
+"""The embedded deployment's one SQLite file: schema, connection settings and error translation.
+
+The `events` table is both the event log (read by `seq`, its offset) and the event store.
+The stats tables are the stats store; the stats consumer updates them in the same
+transaction that moves its offset in `consumer_offsets`, so each event counts once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+from footfall.errors import BackendUnavailable
+from footfall.model import Visit
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a connection waits for another writer (a rebuild, another process) to finish."""
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    site TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    ip TEXT NOT NULL,
+    timezone TEXT,
+    email TEXT,
+    latitude REAL,
+    longitude REAL,
+    url TEXT,
+    referrer TEXT,
+    title TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_site_time
+    ON events (site, received_at_ms DESC, id DESC);
+
+CREATE TABLE IF NOT EXISTS consumer_offsets (
+    grp TEXT PRIMARY KEY,
+    offset_seq INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS visitor_stats (
+    site TEXT NOT NULL,
+    ip TEXT NOT NULL,
+    visits INTEGER NOT NULL,
+    last_visit_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (site, ip)
+);
+CREATE INDEX IF NOT EXISTS visitor_stats_by_visits
+    ON visitor_stats (site, visits DESC, ip ASC);
+
+CREATE TABLE IF NOT EXISTS latest_visits (
+    site TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    ip TEXT NOT NULL,
+    timezone TEXT,
+    email TEXT,
+    latitude REAL,
+    longitude REAL,
+    url TEXT,
+    referrer TEXT,
+    title TEXT,
+    PRIMARY KEY (site, seq)
+);
+
+CREATE TABLE IF NOT EXISTS site_totals (
+    site TEXT PRIMARY KEY,
+    visits INTEGER NOT NULL,
+    visitors INTEGER NOT NULL
+);
+"""
+
+VISIT_COLUMNS = (
+    "id, site, received_at_ms, ip, timezone, email, latitude, longitude, url, referrer, title"
+)
+
+INSERT_VISIT = (
+    f"INSERT INTO events ({VISIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+"""Insert one visit unless its id is already stored, which makes a client retry harmless."""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open the database in WAL mode with durable commits, creating the schema if needed.
+
+    `synchronous=FULL` makes each commit reach the disk before it returns, which is what a
+    202 promises; group commit keeps that to one fsync per batch, not per visit.
+    """
+    try:
+        connection = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        connection.executescript(SCHEMA)
+    except sqlite3.Error as error:
+        raise BackendUnavailable(f"cannot open SQLite database {path}: {error}") from error
+    return connection
+
+
+class SqliteDatabase:
+    """One SQLite file shared by the embedded log, event store and stats store.
+
+    Each thread gets its own connection, because a sqlite3 connection must not be used by
+    two threads at once.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        connect(path).close()
+
+    def connection(self) -> sqlite3.Connection:
+        """Return this thread's connection, opening it on first use."""
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = connect(self.path)
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Close every connection this object opened."""
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def visit_row(visit: Visit) -> tuple[object, ...]:
+    """Return a visit's values in the order of VISIT_COLUMNS."""
+    return (
+        visit.id, visit.site, visit.received_at_ms, visit.ip, visit.timezone, visit.email,
+        visit.latitude, visit.longitude, visit.url, visit.referrer, visit.title,
+    )

@@ -1,0 +1,24 @@
+"""The project's exception hierarchy, split by whether retrying can help.
+
+Driver errors (sqlite3, redis, psycopg) are translated into these at the backend boundary,
+with the original exception chained as the cause.
+"""
+
+
+class FootfallError(Exception):
+    """Base of every error footfall raises on purpose."""
+
+
+class ConfigurationError(FootfallError):
+    """A setting is invalid. Retrying does not help: fix the flag or environment variable."""
+
+
+class InvalidInput(FootfallError):
+    """A request or command carries a value footfall cannot accept. Retrying does not help."""
+
+
+class BackendUnavailable(FootfallError):
+    """A backend (database, log) cannot take the operation right now. Retrying later can help.
+
+    The ingest API answers 503 with Retry-After when it sees this, never a 202.
+    """

@@ -1,0 +1,81 @@
+"""The embedded event store: the same `events` table that serves as the log."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from typing import Any
+
+from footfall.backends.sqlite_db import INSERT_VISIT, VISIT_COLUMNS, SqliteDatabase, visit_row
+from footfall.errors import BackendUnavailable
+from footfall.model import Visit
+from footfall.store.base import EventPage, PageCursor
+
+_ITER_CHUNK = 5_000
+
+
+class SqliteEventStore:
+    """EventStore over `events`. In the embedded deployment the log's appends already store
+    each visit, so nothing calls `store_batch` there; it exists for the contract."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._database = database
+
+    async def store_batch(self, visits: list[Visit]) -> None:
+        if visits:
+            await asyncio.to_thread(self._store_batch, visits)
+
+    async def page(self, site: str, limit: int, cursor: PageCursor | None) -> EventPage:
+        return await asyncio.to_thread(self._page, site, limit, cursor)
+
+    async def iter_visits(self) -> AsyncIterator[Visit]:
+        after_seq = 0
+        while True:
+            rows = await asyncio.to_thread(self._chunk_after, after_seq)
+            if not rows:
+                return
+            for row in rows:
+                yield Visit(*row[1:])
+            after_seq = rows[-1][0]
+
+    async def close(self) -> None:
+        return None
+
+    def _store_batch(self, visits: list[Visit]) -> None:
+        connection = self._database.connection()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.executemany(INSERT_VISIT, [visit_row(visit) for visit in visits])
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise BackendUnavailable(f"storing {len(visits)} visits failed: {error}") from error
+
+    def _page(self, site: str, limit: int, cursor: PageCursor | None) -> EventPage:
+        connection = self._database.connection()
+        if cursor is None:
+            rows = connection.execute(
+                f"SELECT {VISIT_COLUMNS} FROM events WHERE site = ? "
+                "ORDER BY received_at_ms DESC, id DESC LIMIT ?",
+                (site, limit + 1),
+            ).fetchall()
+        else:
+            rows = connection.execute(
+                f"SELECT {VISIT_COLUMNS} FROM events WHERE site = ? "
+                "AND (received_at_ms, id) < (?, ?) "
+                "ORDER BY received_at_ms DESC, id DESC LIMIT ?",
+                (site, cursor.received_at_ms, cursor.event_id, limit + 1),
+            ).fetchall()
+        visits = [Visit(*row) for row in rows[:limit]]
+        has_more = len(rows) > limit
+        next_cursor = PageCursor(visits[-1].received_at_ms, visits[-1].id) if has_more else None
+        return EventPage(visits, next_cursor)
+
+    def _chunk_after(self, after_seq: int) -> list[tuple[Any, ...]]:
+        connection = self._database.connection()
+        return connection.execute(
+            f"SELECT seq, {VISIT_COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, _ITER_CHUNK),
+        ).fetchall()
