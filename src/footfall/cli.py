@@ -51,15 +51,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_db_option(serve)
     serve.add_argument(
-        "--host", default=os.environ.get("FOOTFALL_HOST", DEFAULT_HOST),
+        "--host",
+        default=os.environ.get("FOOTFALL_HOST", DEFAULT_HOST),
         help=f"address to listen on (env FOOTFALL_HOST, default {DEFAULT_HOST})",
     )
     serve.add_argument(
-        "--port", type=int, default=None,
+        "--port",
+        type=int,
+        default=None,
         help=f"TCP port (env FOOTFALL_PORT or PORT, default {DEFAULT_PORT})",
     )
     serve.add_argument(
-        "--trusted-proxy", action="append", metavar="CIDR", default=None,
+        "--trusted-proxy",
+        action="append",
+        metavar="CIDR",
+        default=None,
         help="proxy whose X-Forwarded-For/Forwarded headers are believed; repeatable "
         "(env FOOTFALL_TRUSTED_PROXIES, comma-separated; default none)",
     )
@@ -78,7 +84,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--db", type=Path, default=Path(os.environ.get("FOOTFALL_DB", DEFAULT_DB_PATH)),
+        "--db",
+        type=Path,
+        default=Path(os.environ.get("FOOTFALL_DB", DEFAULT_DB_PATH)),
         help="SQLite database file, created if missing "
         f"(env FOOTFALL_DB, default {DEFAULT_DB_PATH})",
     )
@@ -86,8 +94,10 @@ def _add_db_option(parser: argparse.ArgumentParser) -> None:
 
 def _add_log_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--log-level", default=os.environ.get("FOOTFALL_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"], help="logging level (default info)",
+        "--log-level",
+        default=os.environ.get("FOOTFALL_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="logging level (default info)",
     )
 
 
@@ -148,9 +158,7 @@ def _rebuild(settings: Settings) -> int:
 
     database = SqliteDatabase(settings.db_path)
     try:
-        counted = asyncio.run(
-            SqliteStatsStore(database).rebuild(SqliteEventStore(database))
-        )
+        counted = asyncio.run(SqliteStatsStore(database).rebuild(SqliteEventStore(database)))
     finally:
         database.close()
     logger.info("stats rebuilt from %d events in %s", counted, settings.db_path)

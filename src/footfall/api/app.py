@@ -82,8 +82,11 @@ def create_app(settings: Settings) -> FootfallApp:
         consumer_task = asyncio.create_task(backends.consumer.run(), name="stats-consumer")
         logger.info(
             "footfall %s on SQLite %s (sqlite %s), dashboard at http://%s:%d/",
-            __version__, settings.db_path.resolve(), sqlite3.sqlite_version,
-            settings.host, settings.port,
+            __version__,
+            settings.db_path.resolve(),
+            sqlite3.sqlite_version,
+            settings.host,
+            settings.port,
         )
         yield
         await _shut_down(backends, ingest, consumer_task)
@@ -111,8 +114,11 @@ async def _shut_down(
     logger.info(
         "footfall stopped: %d visits accepted, %d rejected, %d committed in %d groups, "
         "%d applied to stats",
-        ingest.accepted, sum(ingest.rejected.values()), backends.log.committed_visits,
-        backends.log.committed_batches, backends.consumer.applied_visits,
+        ingest.accepted,
+        sum(ingest.rejected.values()),
+        backends.log.committed_visits,
+        backends.log.committed_batches,
+        backends.consumer.applied_visits,
     )
 
 

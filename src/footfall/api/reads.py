@@ -16,7 +16,8 @@ MAX_PAGE_SIZE = 1000
 router = APIRouter()
 
 SiteParam = Annotated[
-    str, Query(pattern=SITE_PATTERN.pattern, description="The site, as the tracker sends it.")
+    str,
+    Query(pattern=f"^{SITE_PATTERN.pattern}$", description="The site, as the tracker sends it."),
 ]
 _ERRORS = {400: {"model": ValidationErrors | ErrorDetail}, 503: {"model": ErrorDetail}}
 

@@ -139,6 +139,15 @@ class SqliteDatabase:
 def visit_row(visit: Visit) -> tuple[object, ...]:
     """Return a visit's values in the order of VISIT_COLUMNS."""
     return (
-        visit.id, visit.site, visit.received_at_ms, visit.ip, visit.timezone, visit.email,
-        visit.latitude, visit.longitude, visit.url, visit.referrer, visit.title,
+        visit.id,
+        visit.site,
+        visit.received_at_ms,
+        visit.ip,
+        visit.timezone,
+        visit.email,
+        visit.latitude,
+        visit.longitude,
+        visit.url,
+        visit.referrer,
+        visit.title,
     )

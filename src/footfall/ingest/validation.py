@@ -28,7 +28,15 @@ DEFAULT_SITE = "default"
 # "localtime" and "posixrules" are files in the system zone folder, not IANA zone names.
 _TIMEZONES = frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules"}
 _FIELDS = (
-    "timezone", "email", "latitude", "longitude", "url", "referrer", "title", "site", "event_id",
+    "timezone",
+    "email",
+    "latitude",
+    "longitude",
+    "url",
+    "referrer",
+    "title",
+    "site",
+    "event_id",
 )
 
 
@@ -173,9 +181,7 @@ def _site(value: Any, errors: list[FieldError]) -> str:
     if value is None or value == "":
         return DEFAULT_SITE
     if not isinstance(value, str) or not SITE_PATTERN.fullmatch(value):
-        errors.append(
-            FieldError("site", "invalid: use 1 to 64 letters, digits, '.', '_' or '-'")
-        )
+        errors.append(FieldError("site", "invalid: use 1 to 64 letters, digits, '.', '_' or '-'"))
         return DEFAULT_SITE
     return value
 

@@ -142,7 +142,8 @@ class SqliteEventLog:
                 connection.execute("ROLLBACK")
             logger.warning(
                 "group commit of %d visits failed, answering 503 to their requests: %s",
-                len(group), cause,
+                len(group),
+                cause,
             )
             error = BackendUnavailable(f"SQLite commit failed: {cause}")
             error.__cause__ = cause

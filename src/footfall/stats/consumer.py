@@ -50,12 +50,16 @@ class StatsConsumer:
             except BackendUnavailable as error:
                 logger.warning(
                     "stats consumer %s failed to apply a batch, retrying in %.1f s: %s",
-                    self._name, self._policy.retry_delay_s, error,
+                    self._name,
+                    self._policy.retry_delay_s,
+                    error,
                 )
                 await asyncio.sleep(self._policy.retry_delay_s)
         logger.info(
             "stats consumer %s stopped after %d visits in %d batches",
-            self._name, self.applied_visits, self.applied_batches,
+            self._name,
+            self.applied_visits,
+            self.applied_batches,
         )
 
     async def run_once(self) -> int:

@@ -174,4 +174,3 @@ def _recount_in_sql(connection: sqlite3.Connection) -> int:
         (STATS_GROUP, last_seq),
     )
     return int(counted)
-

@@ -1,0 +1,100 @@
+"""A real `footfall serve` process on a free port, for tests that go through HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+STARTUP_TIMEOUT_S = 20.0
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class ServerProcess:
+    """Runs `python -m footfall serve` against one database file, restartable."""
+
+    def __init__(self, db_path: Path, extra_args: Sequence[str] = (), log_path: Path | None = None):
+        self.db_path = db_path
+        self.port = free_port()
+        self.extra_args = list(extra_args)
+        self.log_path = log_path or db_path.with_suffix(".log")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "footfall",
+            "serve",
+            "--db",
+            str(self.db_path),
+            "--port",
+            str(self.port),
+            *self.extra_args,
+        ]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._wait_ready()
+        return self
+
+    def kill(self) -> None:
+        """End the process with SIGKILL: no shutdown code runs."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        """End the process with SIGTERM and return its exit status."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"footfall serve exited early:\n{self.log_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"footfall serve not ready in {STARTUP_TIMEOUT_S} s:\n{self.log_text()}")
+
+
+def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, interval_s: float = 0.05) -> T:
+    """Call `probe` until it returns something other than None or False, and return that."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = probe()
+        if result is not None and result is not False:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        time.sleep(interval_s)
