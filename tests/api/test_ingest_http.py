@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import select
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -196,17 +197,26 @@ def test_huge_chunked_body_413_then_next_visit_accepted(server: ServerProcess) -
 
 def test_huge_body_413_raw_socket(server: ServerProcess) -> None:
     """The 413 arrives while the client is still sending, so the body is not buffered first."""
+    chunk = b"x" * 65536
+    sent_bytes = 0
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
         connection.sendall(
             b"POST /api/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
         )
-        chunk = b"x" * 65536
-        for _ in range(4):
-            connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        try:
+            while sent_bytes < 20 * 1024 * 1024:
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                sent_bytes += len(chunk)
+                readable, _, _ = select.select([connection], [], [], 0.01)
+                if readable:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         reply = connection.recv(4096)
 
     assert reply.startswith(b"HTTP/1.1 413")
+    assert sent_bytes < 20 * 1024 * 1024
 
 
 def test_declared_length_over_limit_413(client: httpx.Client) -> None:
