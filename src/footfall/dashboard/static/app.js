@@ -18,7 +18,6 @@ function formatCellValue(value) {
   return value === null || value === undefined || value === "" ? EMPTY_VALUE : String(value);
 }
 
-
 function formatClockTime(date) {
   return date.toLocaleTimeString([], {
     hour: "2-digit",
@@ -86,7 +85,12 @@ async function fetchStats(site) {
       throw new Error(detail ? `${status}: ${detail}` : status);
     }
 
-    const stats = await response.json();
+    let stats;
+    try {
+      stats = await response.json();
+    } catch (error) {
+      throw new Error(`invalid JSON in response: ${error.message}`);
+    }
     validateStats(stats);
     return stats;
   } catch (error) {
