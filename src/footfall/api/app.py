@@ -137,7 +137,7 @@ def _add_error_handlers(api: FastAPI) -> None:
 
     @api.exception_handler(BackendUnavailable)
     async def unavailable(_: Request, error: BackendUnavailable) -> JSONResponse:
-        logger.warning("answering 503 to a read: %s", error)
+        logger.warning("read failed with 503: %s", error)
         return JSONResponse({"detail": str(error)}, status_code=503, headers={"retry-after": "1"})
 
 

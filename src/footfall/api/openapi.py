@@ -16,7 +16,7 @@ def _ref(name: str) -> dict[str, Any]:
 
 
 def add_ingest_to_openapi(api: FastAPI, path: str) -> None:
-    """Make `api.openapi()` describe `POST path` beside the routes FastAPI knows."""
+    """Make `api.openapi()` describe `POST path` beside FastAPI's own routes."""
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema:

@@ -30,7 +30,7 @@ class VisitBody(BaseModel):
 
 
 class Accepted(BaseModel):
-    """The answer to an accepted visit: the event id, stored durably."""
+    """The response to an accepted visit: the id of the durably stored event."""
 
     id: str
 

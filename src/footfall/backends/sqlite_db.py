@@ -1,7 +1,7 @@
 """The embedded deployment's one SQLite file: schema, connection settings and error translation.
 
 The `events` table is both the event log (read by `seq`, its offset) and the event store.
-The stats tables are the stats store; the stats consumer updates them in the same
+The stats tables are the stats store. The stats consumer updates them in the same
 transaction that moves its offset in `consumer_offsets`, so each event counts once.
 """
 
@@ -88,7 +88,7 @@ def connect(path: Path) -> sqlite3.Connection:
     """Open the database in WAL mode with durable commits, creating the schema if needed.
 
     `synchronous=FULL` makes each commit reach the disk before it returns, which is what a
-    202 promises; group commit keeps that to one fsync per batch, not per visit.
+    202 promises. Group commit keeps that to one fsync per batch, not one per visit.
     """
     try:
         connection = sqlite3.connect(

@@ -2,7 +2,7 @@
 
 This is the one place footfall resolves client addresses. The ASGI server's own
 proxy-header handling must stay off (`proxy_headers=False`), or it would rewrite the peer
-before footfall sees it.
+before footfall reads it.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class ClientIpResolver:
         Proxy headers count only when the peer is a trusted proxy. The chain is walked from
         the right, skipping trusted hops, and the first untrusted address wins. A hop that is
         not an IP stops the walk, because everything left of it was written by an unknown
-        party; the nearest valid hop is then used.
+        party. The nearest valid hop is then used.
         """
         client = canonical_ip(peer) if peer else None
         if client is None:

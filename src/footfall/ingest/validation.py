@@ -114,8 +114,8 @@ def _timezone(value: Any, errors: list[FieldError]) -> str | None:
         errors.append(FieldError("timezone", f"must be a string, got {_json_type(value)}"))
         return None
     if len(value) > MAX_TIMEZONE_CHARS or value not in _TIMEZONES:
-        shown = value[:MAX_TIMEZONE_CHARS]
-        errors.append(FieldError("timezone", f"unknown IANA time zone {shown!r}"))
+        quoted = value[:MAX_TIMEZONE_CHARS]
+        errors.append(FieldError("timezone", f"unknown IANA time zone {quoted!r}"))
         return None
     return value
 

@@ -29,14 +29,14 @@ class LogEntry:
 class EventLog(Protocol):
     """An append-only log of visits, read by consumer groups.
 
-    Each group sees every entry at least once. An entry that a group has not acknowledged is
+    Each group receives every entry at least once. An entry that a group has not acknowledged is
     delivered again (to the same group) after a crash, so consumers must be idempotent.
     """
 
     async def append(self, visit: Visit) -> None:
         """Append one visit and return only once it is durable.
 
-        A retried visit with an id the log already holds is not appended twice where the
+        A retried visit with an id the log already contains is not appended twice where the
         backend can tell (SQLite); elsewhere the consumers drop the duplicate.
         Raises BackendUnavailable when the log cannot take it: the caller answers 503.
         """

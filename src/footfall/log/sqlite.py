@@ -33,8 +33,8 @@ _STOP = object()
 
 @dataclass(frozen=True, slots=True)
 class GroupCommitPolicy:
-    """How the writer groups appends: at most `max_batch` visits per commit, and at most
-    `max_pending` visits waiting before appends are rejected as overload (503)."""
+    """Group commit limits: at most `max_batch` visits per commit, and at most `max_pending`
+    visits waiting before new appends are rejected as overload (503)."""
 
     max_batch: int = 1024
     max_pending: int = 20_000
@@ -141,7 +141,7 @@ class SqliteEventLog:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             logger.warning(
-                "group commit of %d visits failed, answering 503 to their requests: %s",
+                "group commit of %d visits failed, their requests get 503: %s",
                 len(group),
                 cause,
             )

@@ -15,8 +15,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
-    """How a consumer reads: up to `max_batch` entries, waiting up to `block_ms` for new ones,
-    and pausing `retry_delay_s` after a backend failure before it reads again."""
+    """Read policy of a consumer: batches of up to `max_batch` entries, a wait of up to
+    `block_ms` for new ones, and a pause of `retry_delay_s` after a backend failure."""
 
     max_batch: int = 500
     block_ms: int = 500

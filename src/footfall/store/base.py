@@ -14,7 +14,7 @@ from footfall.model import Visit
 
 @dataclass(frozen=True, slots=True)
 class PageCursor:
-    """Where the next page starts: strictly after (older than) this time and event id."""
+    """Start of the next page: strictly after (older than) this time and event id."""
 
     received_at_ms: int
     event_id: str
