@@ -1,4 +1,4 @@
-"""The `footfall` command: `serve` and `stats rebuild`."""
+"""The `footfall` command: `serve`, `worker`, `db migrate` and `stats rebuild`."""
 
 from __future__ import annotations
 
@@ -6,14 +6,22 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from footfall import __version__
-from footfall.config import DEFAULT_DB_PATH, DEFAULT_HOST, DEFAULT_PORT, Settings
+from footfall.config import (
+    DEFAULT_DB_PATH,
+    DEFAULT_HOST,
+    DEFAULT_MAX_BACKLOG,
+    DEFAULT_PORT,
+    Settings,
+)
 from footfall.errors import ConfigurationError, FootfallError
 from footfall.ingest.client_ip import parse_trusted_proxies
+from footfall.log.base import STATS_GROUP, STORE_GROUP
 
 logger = logging.getLogger("footfall")
 
@@ -30,8 +38,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "serve":
             return _serve(settings)
+        if args.command == "worker":
+            return asyncio.run(_work(settings))
+        if args.command == "db" and args.db_command == "migrate":
+            return asyncio.run(_migrate(settings))
         if args.command == "stats" and args.stats_command == "rebuild":
-            return _rebuild(settings)
+            return asyncio.run(_rebuild(settings))
     except FootfallError as error:
         print(f"footfall: {error}", file=sys.stderr)
         return 2
@@ -44,12 +56,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="footfall", description="Self-hosted, real-time visitor tracker."
     )
     parser.add_argument("--version", action="version", version=f"footfall {__version__}")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("FOOTFALL_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="logging level (env FOOTFALL_LOG_LEVEL, default info)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = commands.add_parser(
-        "serve", help="run the API, dashboard and stats consumer in one process"
-    )
-    _add_db_option(serve)
+    serve = commands.add_parser("serve", help="run the API and dashboard")
+    _add_backend_options(serve)
     serve.add_argument(
         "--host",
         default=os.environ.get("FOOTFALL_HOST", DEFAULT_HOST),
@@ -69,51 +85,90 @@ def _parser() -> argparse.ArgumentParser:
         help="proxy whose X-Forwarded-For/Forwarded headers are believed; repeatable "
         "(env FOOTFALL_TRUSTED_PROXIES, comma-separated; default none)",
     )
-    _add_log_option(serve)
+    serve.add_argument(
+        "--max-backlog",
+        type=int,
+        default=int(os.environ.get("FOOTFALL_MAX_BACKLOG", DEFAULT_MAX_BACKLOG)),
+        help="distributed only: answer 503 while a consumer group has more unacknowledged "
+        f"entries than this (env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
+    )
+
+    worker = commands.add_parser(
+        "worker", help="run the stats and store consumers (distributed deployment)"
+    )
+    _add_backend_options(worker)
+    worker.add_argument(
+        "--group",
+        action="append",
+        choices=[STATS_GROUP, STORE_GROUP],
+        default=None,
+        help="consumer group to run; repeatable (default: both)",
+    )
+    worker.add_argument(
+        "--consumer-name",
+        default=os.environ.get("FOOTFALL_CONSUMER_NAME"),
+        help="this worker's name in its groups (env FOOTFALL_CONSUMER_NAME, default host-pid)",
+    )
+
+    database = commands.add_parser("db", help="manage the PostgreSQL schema")
+    database_commands = database.add_subparsers(dest="db_command", metavar="COMMAND")
+    _add_backend_options(
+        database_commands.add_parser("migrate", help="create or upgrade the PostgreSQL schema")
+    )
 
     stats = commands.add_parser("stats", help="maintain the stats read models")
     stats_commands = stats.add_subparsers(dest="stats_command", metavar="COMMAND")
-    rebuild = stats_commands.add_parser(
-        "rebuild", help="recompute all stats from the stored events"
+    _add_backend_options(
+        stats_commands.add_parser("rebuild", help="recompute all stats from the stored events")
     )
-    _add_db_option(rebuild)
-    _add_log_option(rebuild)
-    _add_log_option(stats)
     return parser
 
 
-def _add_db_option(parser: argparse.ArgumentParser) -> None:
+def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         type=Path,
         default=Path(os.environ.get("FOOTFALL_DB", DEFAULT_DB_PATH)),
-        help="SQLite database file, created if missing "
+        help="embedded: SQLite database file, created if missing "
         f"(env FOOTFALL_DB, default {DEFAULT_DB_PATH})",
     )
-
-
-def _add_log_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--log-level",
-        default=os.environ.get("FOOTFALL_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
-        help="logging level (default info)",
+        "--redis-url",
+        default=os.environ.get("FOOTFALL_REDIS_URL"),
+        help="distributed: Redis URL such as redis://127.0.0.1:6379/0 (env FOOTFALL_REDIS_URL)",
+    )
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("FOOTFALL_DATABASE_URL"),
+        help="distributed: PostgreSQL URL such as postgresql://127.0.0.1:5432/footfall "
+        "(env FOOTFALL_DATABASE_URL)",
     )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    common = {
+        "db_path": args.db,
+        "log_level": args.log_level,
+        "redis_url": args.redis_url or None,
+        "database_url": args.database_url or None,
+    }
+    if args.command == "worker":
+        groups = tuple(dict.fromkeys(args.group or [STATS_GROUP, STORE_GROUP]))
+        return Settings(**common, groups=groups, consumer_name=args.consumer_name)
     if args.command != "serve":
-        return Settings(db_path=args.db, log_level=args.log_level)
+        return Settings(**common)
 
     proxies = args.trusted_proxy
     if proxies is None:
         proxies = [p for p in os.environ.get("FOOTFALL_TRUSTED_PROXIES", "").split(",") if p]
+    if args.max_backlog < 1:
+        raise ConfigurationError(f"invalid --max-backlog {args.max_backlog}: must be 1 or more")
     return Settings(
-        db_path=args.db,
+        **common,
         host=args.host,
         port=args.port if args.port is not None else _port_from_environment(),
         trusted_proxies=parse_trusted_proxies(proxies),
-        log_level=args.log_level,
+        max_backlog=args.max_backlog,
     )
 
 
@@ -151,15 +206,54 @@ def _serve(settings: Settings) -> int:
     return 0
 
 
-def _rebuild(settings: Settings) -> int:
-    from footfall.backends.sqlite_db import SqliteDatabase
-    from footfall.stats.sqlite import SqliteStatsStore
-    from footfall.store.sqlite import SqliteEventStore
+async def _work(settings: Settings) -> int:
+    from footfall.deployment import DistributedDeployment
 
-    database = SqliteDatabase(settings.db_path)
+    if not settings.distributed:
+        raise ConfigurationError(
+            "footfall worker runs the distributed consumers: pass --redis-url and "
+            "--database-url (the embedded `footfall serve` runs its consumer itself)"
+        )
+    deployment = DistributedDeployment(settings)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stopping.set)
+
+    await deployment.start_worker()
+    logger.info("worker running groups %s", ", ".join(settings.groups))
+    await stopping.wait()
+    logger.info("worker stopping: finishing the batches in progress")
+    await deployment.close()
+    logger.info("worker stopped")
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from footfall.backends.postgres_db import migrate, open_pool
+
+    if not settings.database_url:
+        raise ConfigurationError(
+            "footfall db migrate needs --database-url (or FOOTFALL_DATABASE_URL); the embedded "
+            "SQLite file creates its schema by itself"
+        )
+    pool = await open_pool(settings.database_url)
     try:
-        counted = asyncio.run(SqliteStatsStore(database).rebuild(SqliteEventStore(database)))
+        version = await migrate(pool)
     finally:
-        database.close()
-    logger.info("stats rebuilt from %d events in %s", counted, settings.db_path)
+        await pool.close()
+    logger.info("PostgreSQL schema is at version %d", version)
+    return 0
+
+
+async def _rebuild(settings: Settings) -> int:
+    from footfall.deployment import create_deployment
+
+    deployment = create_deployment(settings)
+    await deployment.open_admin()
+    try:
+        counted = await deployment.stats.rebuild(deployment.store)
+    finally:
+        await deployment.close()
+    logger.info("stats rebuilt from %d events (%s)", counted, deployment.name)
     return 0

@@ -8,19 +8,43 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from footfall.errors import ConfigurationError
 from footfall.ingest.client_ip import IPNetwork
+from footfall.log.base import STATS_GROUP, STORE_GROUP
 
 DEFAULT_DB_PATH = Path("footfall.db")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+DEFAULT_MAX_BACKLOG = 1_000_000
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything `footfall serve` needs to start."""
+    """Everything `footfall serve`, `worker` and the admin commands need to start.
+
+    With `redis_url` and `database_url` set, footfall runs distributed (Redis Streams,
+    Redis stats, PostgreSQL events); with neither, embedded on the SQLite file `db_path`.
+    """
 
     db_path: Path = DEFAULT_DB_PATH
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     trusted_proxies: tuple[IPNetwork, ...] = field(default_factory=tuple)
     log_level: str = "info"
+    redis_url: str | None = None
+    database_url: str | None = None
+    max_backlog: int = DEFAULT_MAX_BACKLOG
+    groups: tuple[str, ...] = (STATS_GROUP, STORE_GROUP)
+    consumer_name: str | None = None
+
+    @property
+    def distributed(self) -> bool:
+        """Return True for the Redis + PostgreSQL deployment, raising on half a setup."""
+        if bool(self.redis_url) != bool(self.database_url):
+            missing = "--database-url" if self.redis_url else "--redis-url"
+            raise ConfigurationError(
+                f"the distributed deployment needs both --redis-url and --database-url: "
+                f"add {missing} (or FOOTFALL_{missing[2:].upper().replace('-', '_')}), "
+                "or drop the other to run embedded on SQLite"
+            )
+        return bool(self.redis_url)

@@ -22,3 +22,7 @@ class BackendUnavailable(FootfallError):
 
     The ingest API answers 503 with Retry-After when it sees this, never a 202.
     """
+
+
+class BackendPaused(BackendUnavailable):
+    """A backend refuses work for a planned while (a stats rebuild). Retry without alarm."""

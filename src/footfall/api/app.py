@@ -2,63 +2,39 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from footfall import __version__
 from footfall.api.openapi import add_ingest_to_openapi
 from footfall.api.reads import router as reads_router
-from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.config import Settings
 from footfall.dashboard import mount_dashboard
+from footfall.deployment import Deployment, create_deployment
 from footfall.errors import BackendUnavailable, InvalidInput
 from footfall.ingest.client_ip import ClientIpResolver
 from footfall.ingest.endpoint import IngestEndpoint, Receive, Scope, Send
-from footfall.log.sqlite import SqliteEventLog
-from footfall.stats.consumer import StatsConsumer
-from footfall.stats.sqlite import SqliteStatsStore
-from footfall.store.sqlite import SqliteEventStore
+from footfall.metrics import render
 
 logger = logging.getLogger(__name__)
 
 INGEST_PATH = "/api/events"
-
-
-@dataclass
-class Backends:
-    """The embedded deployment's log, stores and in-process stats consumer."""
-
-    database: SqliteDatabase
-    log: SqliteEventLog
-    store: SqliteEventStore
-    stats: SqliteStatsStore
-    consumer: StatsConsumer
-
-    @classmethod
-    def embedded(cls, settings: Settings) -> Backends:
-        database = SqliteDatabase(settings.db_path)
-        log = SqliteEventLog(database)
-        stats = SqliteStatsStore(database)
-        consumer = StatsConsumer(log, stats, consumer_name="serve")
-        return cls(database, log, SqliteEventStore(database), stats, consumer)
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class FootfallApp:
     """Sends the ingest route straight to its lean handler and the rest to FastAPI."""
 
-    def __init__(self, ingest: IngestEndpoint, api: FastAPI, backends: Backends) -> None:
+    def __init__(self, ingest: IngestEndpoint, api: FastAPI, deployment: Deployment) -> None:
         self.ingest = ingest
         self.api = api
-        self.backends = backends
+        self.deployment = deployment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -72,54 +48,41 @@ class FootfallApp:
 
 
 def create_app(settings: Settings) -> FootfallApp:
-    """Build the app and its backends; they start and stop with the ASGI lifespan."""
-    backends = Backends.embedded(settings)
-    ingest = IngestEndpoint(backends.log, ClientIpResolver(settings.trusted_proxies))
+    """Build the app and its deployment; backends start and stop with the ASGI lifespan."""
+    deployment = create_deployment(settings)
+    resolver = ClientIpResolver(settings.trusted_proxies)
+    ingest = IngestEndpoint(deployment.log, resolver, deployment.counters)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        backends.log.start()
-        consumer_task = asyncio.create_task(backends.consumer.run(), name="stats-consumer")
+        await deployment.start_api()
         logger.info(
-            "footfall %s on SQLite %s (sqlite %s), dashboard at http://%s:%d/",
+            "footfall %s (%s) serving the dashboard at http://%s:%d/",
             __version__,
-            settings.db_path.resolve(),
-            sqlite3.sqlite_version,
+            deployment.name,
             settings.host,
             settings.port,
         )
         yield
-        await _shut_down(backends, ingest, consumer_task)
+        logger.info("footfall shutting down: no new requests, draining the backends")
+        await deployment.close()
+        logger.info("footfall stopped")
 
     api = FastAPI(title="footfall", version=__version__, lifespan=lifespan)
-    api.state.backends = backends
+    api.state.deployment = deployment
     api.include_router(reads_router)
     mount_dashboard(api)
+    _add_metrics_route(api, deployment)
     _add_error_handlers(api)
     add_ingest_to_openapi(api, INGEST_PATH)
-    return FootfallApp(ingest, api, backends)
+    return FootfallApp(ingest, api, deployment)
 
 
-async def _shut_down(
-    backends: Backends, ingest: IngestEndpoint, consumer_task: asyncio.Task[None]
-) -> None:
-    """Stop taking visits, commit the queued ones, let the consumer catch up, then close."""
-    await backends.log.close()
-    backends.consumer.stop()
-    await consumer_task
-    await backends.consumer.drain()
-    await backends.stats.close()
-    await backends.store.close()
-    backends.database.close()
-    logger.info(
-        "footfall stopped: %d visits accepted, %d rejected, %d committed in %d groups, "
-        "%d applied to stats",
-        ingest.accepted,
-        sum(ingest.rejected.values()),
-        backends.log.committed_visits,
-        backends.log.committed_batches,
-        backends.consumer.applied_visits,
-    )
+def _add_metrics_route(api: FastAPI, deployment: Deployment) -> None:
+    @api.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        snapshot = await deployment.metrics_snapshot()
+        return Response(render(snapshot), media_type=PROMETHEUS_CONTENT_TYPE)
 
 
 def _add_error_handlers(api: FastAPI) -> None:

@@ -29,7 +29,7 @@ async def stats(
     limit: Annotated[int, Query(ge=1, le=LATEST_VISITS_CAPACITY)] = LATEST_VISITS_CAPACITY,
 ) -> StatsOut:
     """Return a site's totals, top visitors and latest visits, from bounded read models."""
-    site_stats = await request.app.state.backends.stats.site_stats(site, limit)
+    site_stats = await request.app.state.deployment.stats.site_stats(site, limit)
     return StatsOut.of(site_stats)
 
 
@@ -42,7 +42,7 @@ async def events(
 ) -> EventPageOut:
     """Return one page of a site's visit history, newest first."""
     start = PageCursor.decode(cursor) if cursor else None
-    page = await request.app.state.backends.store.page(site, limit, start)
+    page = await request.app.state.deployment.store.page(site, limit, start)
     return EventPageOut(
         events=[VisitOut.of(visit) for visit in page.visits],
         next_cursor=page.next_cursor.encode() if page.next_cursor else None,

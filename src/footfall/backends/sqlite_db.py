@@ -65,6 +65,8 @@ CREATE TABLE IF NOT EXISTS latest_visits (
     title TEXT,
     PRIMARY KEY (site, seq)
 );
+CREATE INDEX IF NOT EXISTS latest_visits_by_time
+    ON latest_visits (site, received_at_ms DESC, id DESC);
 
 CREATE TABLE IF NOT EXISTS site_totals (
     site TEXT PRIMARY KEY,

@@ -19,6 +19,7 @@ from footfall.errors import BackendUnavailable
 from footfall.ingest.client_ip import ClientIpResolver
 from footfall.ingest.validation import VisitValidationError, validate_visit
 from footfall.log.base import EventLog
+from footfall.metrics import IngestCounters
 from footfall.model import Visit
 
 logger = logging.getLogger(__name__)
@@ -42,6 +43,15 @@ _PREFLIGHT_HEADERS = [
 ]
 
 
+_REJECT_REASONS = {
+    400: "invalid_json",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_fields",
+    503: "unavailable",
+}
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -53,13 +63,13 @@ class IngestEndpoint:
         self,
         log: EventLog,
         resolver: ClientIpResolver,
+        counters: IngestCounters,
         clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self._log = log
         self._resolver = resolver
+        self._counters = counters
         self._clock_ms = clock_ms or _wall_clock_ms
-        self.accepted = 0
-        self.rejected: dict[int, int] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] == "OPTIONS":
@@ -68,9 +78,9 @@ class IngestEndpoint:
 
         status, payload, extra_headers = await self._handle_post(scope, receive)
         if status == 202:
-            self.accepted += 1
+            self._counters.accepted += 1
         else:
-            self.rejected[status] = self.rejected.get(status, 0) + 1
+            self._counters.rejected[_REJECT_REASONS[status]] += 1
         await _send_json(send, status, payload, extra_headers)
 
     async def _handle_post(
@@ -115,7 +125,7 @@ class IngestEndpoint:
             title=fields.title,
         )
         try:
-            await self._log.append(visit)
+            await self._log.append(visit, deduplicate=fields.event_id is not None)
         except BackendUnavailable as error:
             logger.warning("rejected visit %s with 503, client may retry: %s", visit.id, error)
             retry = [(b"retry-after", str(RETRY_AFTER_S).encode())]

@@ -33,11 +33,11 @@ class EventLog(Protocol):
     delivered again (to the same group) after a crash, so consumers must be idempotent.
     """
 
-    async def append(self, visit: Visit) -> None:
+    async def append(self, visit: Visit, *, deduplicate: bool = False) -> None:
         """Append one visit and return only once it is durable.
 
-        A retried visit with an id the log already contains is not appended twice where the
-        backend can tell (SQLite); elsewhere the consumers drop the duplicate.
+        `deduplicate` marks an id chosen by the client, which a retry repeats: such a visit
+        is appended once (SQLite: forever; Redis: within the dedup window).
         Raises BackendUnavailable when the log cannot take it: the caller answers 503.
         """
         ...
@@ -50,6 +50,13 @@ class EventLog(Protocol):
         Waits up to `block_ms` for new entries when there are none and returns an empty list
         after that. Entries returned stay pending until acknowledged.
         """
+        ...
+
+    async def claim_stale(
+        self, group: str, consumer: str, min_idle_ms: int, max_count: int
+    ) -> list[LogEntry]:
+        """Take over up to `max_count` entries another consumer of the group left pending for
+        `min_idle_ms` or longer (it probably died). Logs without pending entries return []."""
         ...
 
     async def ack(self, group: str, entries: list[LogEntry]) -> None:

@@ -66,7 +66,8 @@ class SqliteEventLog:
         self._writer = threading.Thread(target=self._write_loop, name="footfall-sqlite-writer")
         self._writer.start()
 
-    async def append(self, visit: Visit) -> None:
+    async def append(self, visit: Visit, *, deduplicate: bool = False) -> None:
+        # The UNIQUE id column drops every repeated id, so `deduplicate` changes nothing here.
         if self._closed:
             raise BackendUnavailable("the event log is shutting down")
         with self._pending_lock:
@@ -87,6 +88,12 @@ class SqliteEventLog:
             return entries
         await asyncio.to_thread(self._wait_for_append, block_ms / 1000)
         return await asyncio.to_thread(self._read_after_offset, group, max_count)
+
+    async def claim_stale(
+        self, group: str, consumer: str, min_idle_ms: int, max_count: int
+    ) -> list[LogEntry]:
+        # Offsets leave nothing pending at a dead consumer: the next read starts after them.
+        return []
 
     async def ack(self, group: str, entries: list[LogEntry]) -> None:
         if not entries:

@@ -73,7 +73,8 @@ class SqliteStatsStore:
             (site, limit),
         ).fetchall()
         latest = connection.execute(
-            f"SELECT {VISIT_COLUMNS} FROM latest_visits WHERE site = ? ORDER BY seq DESC LIMIT ?",
+            f"SELECT {VISIT_COLUMNS} FROM latest_visits WHERE site = ? "
+            "ORDER BY received_at_ms DESC, id DESC LIMIT ?",
             (site, limit),
         ).fetchall()
         total_visits, visitors = totals if totals else (0, 0)
@@ -138,8 +139,9 @@ def _apply_visits(connection: sqlite3.Connection, fresh: list[tuple[int, Visit]]
 
 def _trim_latest(connection: sqlite3.Connection, site: str) -> None:
     connection.execute(
-        "DELETE FROM latest_visits WHERE site = ? AND seq <= ("
-        "SELECT seq FROM latest_visits WHERE site = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
+        "DELETE FROM latest_visits WHERE site = ? AND (received_at_ms, id) <= ("
+        "SELECT received_at_ms, id FROM latest_visits WHERE site = ? "
+        "ORDER BY received_at_ms DESC, id DESC LIMIT 1 OFFSET ?)",
         (site, site, LATEST_VISITS_CAPACITY),
     )
 
@@ -164,7 +166,8 @@ def _recount_in_sql(connection: sqlite3.Connection) -> int:
         f"INSERT INTO latest_visits (seq, {VISIT_COLUMNS}) "
         f"SELECT seq, {VISIT_COLUMNS} FROM ("
         f"SELECT seq, {VISIT_COLUMNS}, "
-        "row_number() OVER (PARTITION BY site ORDER BY seq DESC) AS position FROM events"
+        "row_number() OVER (PARTITION BY site ORDER BY received_at_ms DESC, id DESC) AS position "
+        "FROM events"
         ") WHERE position <= ?",
         (LATEST_VISITS_CAPACITY,),
     )

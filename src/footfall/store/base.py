@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from footfall.errors import InvalidInput
+from footfall.log.base import LogEntry
 from footfall.model import Visit
 
 
@@ -50,8 +51,10 @@ class EventPage:
 class EventStore(Protocol):
     """The durable history of every accepted visit, each stored once by its id."""
 
-    async def store_batch(self, visits: list[Visit]) -> None:
-        """Store visits durably. Idempotent: a visit whose id is already stored is skipped.
+    async def store_batch(self, entries: list[LogEntry]) -> None:
+        """Store the entries' visits durably, each with its log entry id.
+
+        Idempotent: a visit whose id is already stored is skipped.
 
         Returns only after the batch is committed. Raises BackendUnavailable when the store
         cannot take it; nothing of the batch may be counted as stored then.
@@ -66,8 +69,8 @@ class EventStore(Protocol):
         """
         ...
 
-    def iter_visits(self) -> AsyncIterator[Visit]:
-        """Yield every stored visit of every site, in no promised order."""
+    def iter_entries(self) -> AsyncIterator[LogEntry]:
+        """Yield every stored visit of every site with its log entry id, in no promised order."""
         ...
 
     async def close(self) -> None:

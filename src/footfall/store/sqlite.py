@@ -9,6 +9,7 @@ from typing import Any
 
 from footfall.backends.sqlite_db import INSERT_VISIT, VISIT_COLUMNS, SqliteDatabase, visit_row
 from footfall.errors import BackendUnavailable
+from footfall.log.base import LogEntry
 from footfall.model import Visit
 from footfall.store.base import EventPage, PageCursor
 
@@ -22,21 +23,22 @@ class SqliteEventStore:
     def __init__(self, database: SqliteDatabase) -> None:
         self._database = database
 
-    async def store_batch(self, visits: list[Visit]) -> None:
-        if visits:
-            await asyncio.to_thread(self._store_batch, visits)
+    async def store_batch(self, entries: list[LogEntry]) -> None:
+        # The log entry id is the row's own seq here, so only the visits are written.
+        if entries:
+            await asyncio.to_thread(self._store_batch, [entry.visit for entry in entries])
 
     async def page(self, site: str, limit: int, cursor: PageCursor | None) -> EventPage:
         return await asyncio.to_thread(self._page, site, limit, cursor)
 
-    async def iter_visits(self) -> AsyncIterator[Visit]:
+    async def iter_entries(self) -> AsyncIterator[LogEntry]:
         after_seq = 0
         while True:
             rows = await asyncio.to_thread(self._chunk_after, after_seq)
             if not rows:
                 return
             for row in rows:
-                yield Visit(*row[1:])
+                yield LogEntry(str(row[0]), Visit(*row[1:]))
             after_seq = rows[-1][0]
 
     async def close(self) -> None:

@@ -1,0 +1,66 @@
+"""Every Redis key footfall uses, built in this one place.
+
+Keys that one Lua script touches together share a hash tag (the part in braces), so that
+Redis Cluster keeps them on one shard:
+
+- `footfall:{log}:events` (stream): the event log. Field `v` of each entry is the visit
+  as JSON.
+- `footfall:{log}:dead` (stream): entries that failed `max_deliveries` times, with their
+  original entry id and group.
+- `footfall:{log}:seen:<event_id>` (string): marks a client event id as appended, so that
+  a retry is not appended twice. Expires after the dedup window.
+- `footfall:{log}:metrics` (hash): counters that API and worker processes add to.
+- `footfall:{log}:rebuild` (string): exists while `footfall stats rebuild` runs. The stats
+  script then applies nothing and the stats workers wait.
+- `footfall:stats:sites` (set): every site that has stats.
+- `footfall:stats:{<site>}:visitors` (sorted set): member = visitor IP, score = minus its
+  visit count, so ZRANGE lists the most visits first and ties by IP ascending.
+- `footfall:stats:{<site>}:last_visit` (hash): visitor IP to the time of its latest visit
+  in ms.
+- `footfall:stats:{<site>}:latest` (sorted set): member = the visit as JSON (it starts with
+  the id), score = time in ms. Trimmed to the newest 100.
+- `footfall:stats:{<site>}:totals` (hash): field `visits` is the site's visit count.
+
+The distinct visitor count of a site is ZCARD of its `visitors` key.
+Rebuilt stats are written under `footfall:rebuild:stats:{<site>}:...` and renamed into place.
+
+NOTE: the stats script touches the log's keys and the keys of each site in its batch, which
+lie in different hash slots, so on Redis Cluster the stream would have to be split per
+site first. footfall runs on a single Redis primary today.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "footfall"
+
+STREAM = f"{PREFIX}:{{log}}:events"
+DEAD_LETTER_STREAM = f"{PREFIX}:{{log}}:dead"
+METRICS = f"{PREFIX}:{{log}}:metrics"
+REBUILD_FLAG = f"{PREFIX}:{{log}}:rebuild"
+SITES = f"{PREFIX}:stats:sites"
+
+
+def seen_event(event_id: str) -> str:
+    """Return the key that marks a client event id as already appended."""
+    return f"{PREFIX}:{{log}}:seen:{event_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SiteKeys:
+    """The stats keys of one site."""
+
+    visitors: str
+    last_visit: str
+    latest: str
+    totals: str
+
+    @classmethod
+    def of(cls, site: str, *, rebuild: bool = False) -> SiteKeys:
+        """Return the live keys of `site`, or the keys a rebuild fills before the swap."""
+        base = f"{PREFIX}:rebuild:stats:{{{site}}}" if rebuild else f"{PREFIX}:stats:{{{site}}}"
+        return cls(f"{base}:visitors", f"{base}:last_visit", f"{base}:latest", f"{base}:totals")
+
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.visitors, self.last_visit, self.latest, self.totals)

@@ -1,0 +1,1 @@
+"""Consumers: processes that read the event log in batches and apply them to a store."""

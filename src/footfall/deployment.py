@@ -1,0 +1,272 @@
+"""The two deployments behind one interface: embedded (SQLite) and distributed (Redis +
+PostgreSQL). The API, the worker and the admin commands work only through this."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sqlite3
+from typing import Any
+
+from footfall.backends import redis_keys as keys
+from footfall.backends.postgres_db import migrate, open_pool, server_version
+from footfall.backends.redis_client import check_server, connect
+from footfall.backends.sqlite_db import SqliteDatabase
+from footfall.config import Settings
+from footfall.consumers.groups import stats_consumer, store_consumer
+from footfall.consumers.loop import BatchConsumer
+from footfall.errors import BackendUnavailable
+from footfall.log.base import STATS_GROUP, STORE_GROUP
+from footfall.log.redis import RedisEventLog, StreamPolicy
+from footfall.log.sqlite import SqliteEventLog, read_offset
+from footfall.metrics import (
+    BatchHistogram,
+    GroupFacts,
+    IngestCounters,
+    Snapshot,
+    histograms_from_redis,
+    lag_seconds,
+    redis_fields,
+)
+from footfall.stats.redis import RedisStatsStore
+from footfall.stats.sqlite import SqliteStatsStore
+from footfall.store.postgres import PostgresEventStore
+from footfall.store.sqlite import SqliteEventStore
+
+logger = logging.getLogger(__name__)
+
+METRICS_FLUSH_INTERVAL_S = 1.0
+TRIM_INTERVAL_S = 10.0
+
+
+def default_consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class EmbeddedDeployment:
+    """One SQLite file; the stats consumer runs inside the serving process."""
+
+    name = "embedded"
+
+    def __init__(self, settings: Settings) -> None:
+        self.database = SqliteDatabase(settings.db_path)
+        self.log = SqliteEventLog(self.database)
+        self.store = SqliteEventStore(self.database)
+        self.stats = SqliteStatsStore(self.database)
+        self.counters = IngestCounters()
+        self.consumers: list[BatchConsumer] = [stats_consumer(self.log, self.stats, "serve")]
+        self._settings = settings
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accepted_total = 0
+        self._rejected_total: dict[str, int] = {}
+
+    async def start_api(self) -> None:
+        self.log.start()
+        self._tasks = [asyncio.create_task(consumer.run()) for consumer in self.consumers]
+        logger.info(
+            "backends: SQLite %s (sqlite %s) as event log, event store and stats store",
+            self._settings.db_path.resolve(),
+            sqlite3.sqlite_version,
+        )
+
+    async def open_admin(self) -> None:
+        return None
+
+    async def metrics_snapshot(self) -> Snapshot:
+        accepted, rejected = self.counters.take()
+        self._accepted_total += accepted
+        for reason, count in rejected.items():
+            self._rejected_total[reason] = self._rejected_total.get(reason, 0) + count
+        backlog, oldest_ms = await asyncio.to_thread(self._stats_backlog)
+        histogram = BatchHistogram()
+        for consumer in self.consumers:
+            histogram.add(consumer.metrics)
+        return Snapshot(
+            self._accepted_total,
+            dict(self._rejected_total),
+            {STATS_GROUP: GroupFacts(backlog, 0, lag_seconds(oldest_ms))},
+            {STATS_GROUP: histogram},
+        )
+
+    async def close(self) -> None:
+        """Stop taking visits, commit the queued ones, let the consumer catch up, then close."""
+        await self.log.close()
+        for consumer in self.consumers:
+            consumer.stop()
+        if self._tasks:
+            await asyncio.gather(*self._tasks)
+            for consumer in self.consumers:
+                await consumer.drain()
+        self.database.close()
+        applied = sum(consumer.metrics.handled_entries for consumer in self.consumers)
+        logger.info(
+            "SQLite closed: %d visits committed in %d groups, %d applied to stats",
+            self.log.committed_visits,
+            self.log.committed_batches,
+            applied,
+        )
+
+    def _stats_backlog(self) -> tuple[int, int | None]:
+        connection = self.database.connection()
+        offset = read_offset(connection, STATS_GROUP)
+        count, oldest_ms = connection.execute(
+            "SELECT count(*), min(received_at_ms) FROM events WHERE seq > ?", (offset,)
+        ).fetchone()
+        return int(count), oldest_ms
+
+
+class DistributedDeployment:
+    """Redis Streams as the log, Redis for stats and PostgreSQL for the event history."""
+
+    name = "distributed"
+
+    def __init__(self, settings: Settings) -> None:
+        assert settings.redis_url and settings.database_url
+        self.client: Any = connect(settings.redis_url)
+        self.log = RedisEventLog(self.client, StreamPolicy(max_backlog=settings.max_backlog))
+        self.stats = RedisStatsStore(self.client)
+        self.store: PostgresEventStore
+        self.counters = IngestCounters()
+        self.consumers: list[BatchConsumer] = []
+        self._settings = settings
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _open(self, role: str) -> None:
+        redis_version = await check_server(self.client, role)
+        assert self._settings.database_url
+        pool = await open_pool(self._settings.database_url)
+        self.store = PostgresEventStore(pool)
+        schema = await migrate(pool)
+        postgres_version = await server_version(pool)
+        await self.log.create_groups()
+        logger.info(
+            "backends: Redis %s stream %s, PostgreSQL %s (schema version %d)",
+            redis_version,
+            keys.STREAM,
+            postgres_version,
+            schema,
+        )
+
+    async def open_admin(self) -> None:
+        await self._open("footfall admin")
+
+    async def start_api(self) -> None:
+        await self._open("footfall serve")
+        self.log.start()
+        self._tasks.append(asyncio.create_task(self._flush_metrics_loop()))
+
+    async def start_worker(self) -> None:
+        await self._open("footfall worker")
+        name = self._settings.consumer_name or default_consumer_name()
+        if STATS_GROUP in self._settings.groups:
+            self.consumers.append(stats_consumer(self.log, self.stats, name))
+        if STORE_GROUP in self._settings.groups:
+            self.consumers.append(store_consumer(self.log, self.store, name))
+        self._tasks += [asyncio.create_task(consumer.run()) for consumer in self.consumers]
+        self._tasks.append(asyncio.create_task(self._flush_metrics_loop()))
+        self._tasks.append(asyncio.create_task(self._trim_loop()))
+
+    async def wait(self) -> None:
+        """Wait until every consumer has stopped."""
+        await asyncio.gather(*self._tasks[: len(self.consumers)])
+
+    async def metrics_snapshot(self) -> Snapshot:
+        await self._flush_metrics()
+        fields = {
+            name.decode(): int(value)
+            for name, value in (await self.client.hgetall(keys.METRICS)).items()
+        }
+        groups = await self.log.group_info()
+        facts = {}
+        for group, info in groups.items():
+            oldest_ms = await self._oldest_unacked_ms(group, info)
+            facts[group] = GroupFacts(
+                info["backlog"],
+                info["pending"],
+                lag_seconds(oldest_ms),
+                fields.get(f"dead_lettered:{group}", 0),
+            )
+        rejected = {
+            name.split(":", 1)[1]: value
+            for name, value in fields.items()
+            if name.startswith("rejected:")
+        }
+        return Snapshot(fields.get("accepted", 0), rejected, facts, histograms_from_redis(fields))
+
+    async def close(self) -> None:
+        for consumer in self.consumers:
+            consumer.stop()
+        if self.consumers:
+            await asyncio.gather(*self._tasks[: len(self.consumers)])
+        await self.log.close()
+        try:
+            await self._flush_metrics()
+        except BackendUnavailable as error:
+            logger.warning("final metrics flush failed, these counts are lost: %s", error)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if hasattr(self, "store"):
+            await self.store.close()
+        await self.client.aclose()
+        for consumer in self.consumers:
+            logger.info(
+                "group %s: %d entries handled in %d batches",
+                consumer.group,
+                consumer.metrics.handled_entries,
+                consumer.metrics.handled_batches,
+            )
+
+    async def _flush_metrics(self) -> None:
+        fields = redis_fields(self.counters, self.consumers)
+        if not fields:
+            return
+        pipeline = self.client.pipeline(transaction=False)
+        for name, value in fields.items():
+            pipeline.hincrby(keys.METRICS, name, value)
+        await pipeline.execute()
+
+    async def _flush_metrics_loop(self) -> None:
+        while True:
+            await asyncio.sleep(METRICS_FLUSH_INTERVAL_S)
+            try:
+                await self._flush_metrics()
+            except Exception as error:
+                logger.warning(
+                    "metrics flush failed, retrying in %.0f s: %s", METRICS_FLUSH_INTERVAL_S, error
+                )
+
+    async def _trim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(TRIM_INTERVAL_S)
+            try:
+                deleted = await self.log.trim()
+                logger.debug("trimmed %d acknowledged entries from the stream", deleted)
+            except Exception as error:
+                logger.warning("stream trim failed, retrying in %.0f s: %s", TRIM_INTERVAL_S, error)
+
+    async def _oldest_unacked_ms(self, group: str, info: dict[str, Any]) -> int | None:
+        if info["pending"]:
+            summary = await self.client.xpending(keys.STREAM, group)
+            oldest = summary["min"]
+        else:
+            entries = await self.client.xrange(
+                keys.STREAM, min=f"({info['last_delivered_id']}", max="+", count=1
+            )
+            if not entries:
+                return None
+            oldest = entries[0][0]
+        text = oldest.decode() if isinstance(oldest, bytes) else str(oldest)
+        return int(text.split("-", 1)[0])
+
+
+Deployment = EmbeddedDeployment | DistributedDeployment
+
+
+def create_deployment(settings: Settings) -> Deployment:
+    """Return the deployment the settings ask for; nothing connects until it is started."""
+    if settings.distributed:
+        return DistributedDeployment(settings)
+    return EmbeddedDeployment(settings)
