@@ -10,6 +10,7 @@ run: $(VENV)/installed
 
 test: $(VENV)/installed-test
 	scripts/install-browser
+	scripts/services
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -1,3 +1,10 @@
+"""Fixtures for tests that go through a real server.
+
+`server`, `proxied_server` and `client` run once per deployment: `embedded` (one process on
+a fresh SQLite file) and `distributed` (serve plus a worker on Redis and PostgreSQL, with a
+fresh Redis database and PostgreSQL database).
+"""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -5,23 +12,47 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.server import ServerProcess
+from support.server import ServerProcess, WorkerProcess
+from support.services import fresh_distributed_backends
+
+DEPLOYMENTS = ["embedded", "distributed"]
+
+
+@pytest.fixture(params=DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+def start_stack(tmp_path: Path, deployment: str, extra_args: list[str]) -> Iterator[ServerProcess]:
+    if deployment == "embedded":
+        process = ServerProcess(tmp_path / "footfall.db", extra_args).start()
+        yield process
+        process.stop()
+        return
+
+    with fresh_distributed_backends() as urls:
+        process = ServerProcess(tmp_path / "footfall.db", [*urls.args(), *extra_args])
+        worker = WorkerProcess(urls.args(), tmp_path / "worker.log", "worker-1").start()
+        process.workers.append(worker)
+        try:
+            process.start()
+            yield process
+        finally:
+            process.stop()
+            worker.stop()
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A footfall server on a fresh SQLite file, with no trusted proxy."""
-    process = ServerProcess(tmp_path / "footfall.db").start()
-    yield process
-    process.stop()
+def server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
+    """A footfall server with no trusted proxy, on each deployment."""
+    yield from start_stack(tmp_path, deployment, [])
 
 
 @pytest.fixture
-def proxied_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A footfall server that trusts proxy headers from 127.0.0.0/8."""
-    process = ServerProcess(tmp_path / "footfall.db", ["--trusted-proxy", "127.0.0.0/8"]).start()
-    yield process
-    process.stop()
+def proxied_server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
+    """A footfall server that trusts proxy headers from 127.0.0.0/8, on each deployment."""
+    yield from start_stack(tmp_path, deployment, ["--trusted-proxy", "127.0.0.0/8"])
 
 
 @pytest.fixture

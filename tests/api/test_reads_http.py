@@ -117,6 +117,7 @@ def test_stats_json_strict(client: httpx.Client) -> None:
 
 def test_events_paging_no_repeat_no_skip(client: httpx.Client) -> None:
     sent = {send(client, "x", url=f"https://example.com/{n}") for n in range(25)}
+    wait_for(lambda: len(client.get("/api/events", params={"limit": 1000}).json()["events"]) == 25)
     seen: list[str] = []
     cursor = None
 

@@ -26,7 +26,11 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """Runs `python -m footfall serve` against one database file, restartable."""
+    """Runs `python -m footfall serve` against one database file, restartable.
+
+    With `--redis-url` and `--database-url` in `extra_args` it serves the distributed
+    deployment, and `workers` (a list of WorkerProcess) run its consumers.
+    """
 
     def __init__(self, db_path: Path, extra_args: Sequence[str] = (), log_path: Path | None = None):
         self.db_path = db_path
@@ -34,6 +38,7 @@ class ServerProcess:
         self.extra_args = list(extra_args)
         self.log_path = log_path or db_path.with_suffix(".log")
         self.process: subprocess.Popen[bytes] | None = None
+        self.workers: list[WorkerProcess] = []
 
     @property
     def base_url(self) -> str:
@@ -71,7 +76,10 @@ class ServerProcess:
         return self.process.wait(timeout=30)
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        text = self.log_path.read_text(errors="replace")
+        for worker in self.workers:
+            text += f"\n--- worker {worker.name} ---\n" + worker.log_text()
+        return text
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -98,3 +106,52 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, interval_s:
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         time.sleep(interval_s)
+
+
+class WorkerProcess:
+    """Runs `python -m footfall worker` with the given backend arguments, restartable."""
+
+    def __init__(
+        self,
+        backend_args: Sequence[str],
+        log_path: Path,
+        name: str,
+        groups: Sequence[str] = (),
+        env: dict[str, str] | None = None,
+    ):
+        self.backend_args = list(backend_args)
+        self.log_path = log_path
+        self.name = name
+        self.groups = list(groups)
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        command = [sys.executable, "-m", "footfall", "worker", *self.backend_args]
+        command += ["--consumer-name", self.name]
+        for group in self.groups:
+            command += ["--group", group]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        return self
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """End the process with SIGKILL: no shutdown code runs."""
+        if self.running():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        """End the process with SIGTERM and return its exit status."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
