@@ -125,6 +125,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
+    # Also accepted after the command; SUPPRESS keeps the value given before it otherwise.
+    parser.add_argument(
+        "--log-level",
+        default=argparse.SUPPRESS,
+        choices=["debug", "info", "warning", "error"],
+        help="logging level (env FOOTFALL_LOG_LEVEL, default info)",
+    )
     parser.add_argument(
         "--db",
         type=Path,

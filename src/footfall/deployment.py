@@ -16,7 +16,7 @@ from footfall.backends.redis_client import check_server, connect
 from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.config import Settings
 from footfall.consumers.groups import stats_consumer, store_consumer
-from footfall.consumers.loop import BatchConsumer
+from footfall.consumers.loop import BatchConsumer, BatchPolicy
 from footfall.errors import BackendUnavailable
 from footfall.log.base import STATS_GROUP, STORE_GROUP
 from footfall.log.redis import RedisEventLog, StreamPolicy
@@ -38,6 +38,7 @@ from footfall.store.sqlite import SqliteEventStore
 logger = logging.getLogger(__name__)
 
 METRICS_FLUSH_INTERVAL_S = 1.0
+EMBEDDED_STATS_LINGER_S = float(os.environ.get("FOOTFALL_STATS_LINGER_S", "0.2"))
 TRIM_INTERVAL_S = 10.0
 
 
@@ -56,7 +57,10 @@ class EmbeddedDeployment:
         self.store = SqliteEventStore(self.database)
         self.stats = SqliteStatsStore(self.database)
         self.counters = IngestCounters()
-        self.consumers: list[BatchConsumer] = [stats_consumer(self.log, self.stats, "serve")]
+        # The consumer shares the process and SQLite's write lock with ingest, so it waits
+        # a little between batches to apply fewer, larger ones.
+        policy = BatchPolicy(linger_s=EMBEDDED_STATS_LINGER_S)
+        self.consumers = [stats_consumer(self.log, self.stats, "serve", policy)]
         self._settings = settings
         self._tasks: list[asyncio.Task[None]] = []
         self._accepted_total = 0

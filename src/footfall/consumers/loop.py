@@ -30,7 +30,8 @@ class BatchPolicy:
     Batches hold up to `max_batch` entries; a read waits up to `block_ms` for new ones.
     Entries pending longer than `claim_idle_ms` at another consumer are claimed every
     `claim_interval_s`. After a failure the wait starts at `retry_delay_s` and doubles up
-    to `max_retry_delay_s`.
+    to `max_retry_delay_s`. After a batch smaller than `max_batch` the consumer waits
+    `linger_s` before reading again, which trades stats freshness for larger batches.
     """
 
     max_batch: int = 500
@@ -39,6 +40,7 @@ class BatchPolicy:
     claim_interval_s: float = 5.0
     retry_delay_s: float = 0.5
     max_retry_delay_s: float = 10.0
+    linger_s: float = 0.0
 
 
 @dataclass
@@ -106,8 +108,10 @@ class BatchConsumer:
         delay_s = self._policy.retry_delay_s
         while not self._stopping.is_set():
             try:
-                await self.run_once()
+                size = await self.run_once()
                 delay_s = self._policy.retry_delay_s
+                if 0 < size < self._policy.max_batch and self._policy.linger_s:
+                    await self._sleep(self._policy.linger_s)
             except BackendPaused as pause:
                 logger.debug("group %s paused, retrying in %.1f s: %s", self.group, delay_s, pause)
                 await self._sleep(self._policy.retry_delay_s)

@@ -7,6 +7,7 @@ before footfall reads it.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable, Sequence
 
@@ -18,6 +19,7 @@ UNKNOWN_IP = "unknown"
 """Stored when the connection has no peer address (a Unix socket with no trusted proxy)."""
 
 
+@functools.lru_cache(maxsize=4096)
 def canonical_ip(text: str) -> str | None:
     """Return an address in footfall's one stored form, or None when `text` is not an IP.
 

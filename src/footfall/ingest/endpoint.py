@@ -8,8 +8,8 @@ in the OpenAPI document (see `api.openapi`).
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -112,7 +112,7 @@ class IngestEndpoint:
 
         client = scope.get("client")
         visit = Visit(
-            id=fields.event_id or uuid.uuid4().hex,
+            id=fields.event_id or os.urandom(16).hex(),
             site=fields.site,
             received_at_ms=self._clock_ms(),
             ip=self._resolver.resolve(client[0] if client else None, headers),

@@ -52,17 +52,22 @@ class SqliteEventLog:
     def __init__(self, database: SqliteDatabase, policy: GroupCommitPolicy | None = None) -> None:
         self._database = database
         self._policy = policy or GroupCommitPolicy()
-        self._queue: queue.SimpleQueue[_Pending | object] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[list[_Pending] | object] = queue.SimpleQueue()
+        # Appends of one event loop iteration go to the writer as one queue item, because
+        # waking the writer thread once per request costs the event loop its GIL each time.
+        self._outbox: list[_Pending] = []
         self._pending = 0
-        self._pending_lock = threading.Lock()
         self._appended = threading.Condition()
         self._writer: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop
         self._closed = False
         self.committed_visits = 0
         self.committed_batches = 0
 
     def start(self) -> None:
-        """Start the writer thread. Appends before this wait in the queue."""
+        """Start the writer thread, from the event loop that will append."""
+        # get_running_loop() costs a getpid() system call, too much to pay per request.
+        self._loop = asyncio.get_running_loop()
         self._writer = threading.Thread(target=self._write_loop, name="footfall-sqlite-writer")
         self._writer.start()
 
@@ -70,15 +75,25 @@ class SqliteEventLog:
         # The UNIQUE id column drops every repeated id, so `deduplicate` changes nothing here.
         if self._closed:
             raise BackendUnavailable("the event log is shutting down")
-        with self._pending_lock:
-            if self._pending >= self._policy.max_pending:
-                raise BackendUnavailable(
-                    f"{self._pending} visits are waiting for the disk; try again shortly"
-                )
-            self._pending += 1
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Pending(visit, future))
-        await future
+        if self._pending >= self._policy.max_pending:
+            raise BackendUnavailable(
+                f"{self._pending} visits are waiting for the disk; try again shortly"
+            )
+
+        future: asyncio.Future[None] = self._loop.create_future()
+        if not self._outbox:
+            self._loop.call_soon(self._flush_outbox)
+        self._outbox.append(_Pending(visit, future))
+        self._pending += 1
+        try:
+            await future
+        finally:
+            self._pending -= 1
+
+    def _flush_outbox(self) -> None:
+        if self._outbox:
+            self._queue.put(self._outbox)
+            self._outbox = []
 
     async def read_batch(
         self, group: str, consumer: str, max_count: int, block_ms: int
@@ -107,6 +122,7 @@ class SqliteEventLog:
     async def close(self) -> None:
         """Stop taking appends, commit every visit already queued, then stop the writer."""
         self._closed = True
+        self._flush_outbox()
         self._queue.put(_STOP)
         if self._writer is not None:
             await asyncio.to_thread(self._writer.join)
@@ -124,19 +140,18 @@ class SqliteEventLog:
             connection.close()
 
     def _take_group(self) -> tuple[list[_Pending], bool]:
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        group = [first]
-        while len(group) < self._policy.max_batch:
+        item = self._queue.get()
+        group: list[_Pending] = []
+        while True:
+            if item is _STOP:
+                return group, True
+            group.extend(item)  # type: ignore[arg-type]
+            if len(group) >= self._policy.max_batch:
+                return group, False
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if item is _STOP:
-                return group, True  # type: ignore[return-value]
-            group.append(item)
-        return group, False  # type: ignore[return-value]
+                return group, False
 
     def _commit_group(self, connection: sqlite3.Connection, group: list[_Pending]) -> None:
         error: BackendUnavailable | None = None
@@ -155,8 +170,6 @@ class SqliteEventLog:
             error = BackendUnavailable(f"SQLite commit failed: {cause}")
             error.__cause__ = cause
 
-        with self._pending_lock:
-            self._pending -= len(group)
         if error is None:
             self.committed_visits += len(group)
             self.committed_batches += 1
