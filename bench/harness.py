@@ -1,0 +1,202 @@
+"""Child processes of the benchmark: the servers under test and the commands it runs.
+
+Every server listens on 127.0.0.1 on a free port and writes its log to a file, so that a
+server that fails can be shown by the last lines of its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 60.0
+"""`footfall serve` drains its stats consumer before it exits, so stopping may take a while."""
+
+
+class BenchmarkError(Exception):
+    """The benchmark could not run: a tool is missing, or a server or command failed."""
+
+
+@dataclass(frozen=True)
+class Server:
+    """A running server under test."""
+
+    name: str
+    base_url: str
+    log_path: Path
+    pid: int
+
+
+def footfall_command(db_path: Path) -> Callable[[int], list[str]]:
+    """Return the `footfall serve` command line for a given port."""
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "footfall", "serve", "--db", str(db_path),
+            "--host", HOST, "--port", str(port),
+        ]
+
+    return command
+
+
+def bare_app_command(port: int) -> list[str]:
+    """Return the uvicorn command line for `bench.bare_app` with footfall's server settings.
+
+    `footfall serve` runs one uvicorn worker with uvloop and httptools. It turns off the
+    access log, proxy headers and the `server` header, and these flags do the same.
+    """
+    return [
+        sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", HOST, "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
+        "--no-server-header", "--log-level", "warning",
+    ]
+
+
+@contextlib.contextmanager
+def running_server(
+    name: str, command_for_port: Callable[[int], list[str]], log_path: Path
+) -> Iterator[Server]:
+    """Start a server, wait until `GET /healthz` returns 200, and stop it on exit.
+
+    Raises BenchmarkError when the server exits before it is ready, is not ready within
+    READY_TIMEOUT_S, or has exited by the time the block ends.
+    """
+    port = free_port()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command_for_port(port),
+            cwd=REPO_ROOT,
+            env=_clean_environment(),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(name, f"http://{HOST}:{port}", log_path, process.pid)
+    try:
+        _wait_until_ready(server, process)
+        yield server
+        if process.poll() is not None:
+            raise BenchmarkError(
+                f"{name} exited with status {process.returncode} during the run. "
+                f"Last lines of {log_path}:\n{log_tail(log_path)}"
+            )
+    finally:
+        _stop(process)
+
+
+def run_command(command: Sequence[str], description: str, timeout_s: float) -> str:
+    """Run a command to completion and return its standard output, or raise BenchmarkError."""
+    try:
+        completed = subprocess.run(
+            command,
+            cwd=REPO_ROOT,
+            env=_clean_environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except FileNotFoundError as error:
+        raise BenchmarkError(f"{description} failed: {command[0]} not found") from error
+    except subprocess.TimeoutExpired as error:
+        raise BenchmarkError(f"{description} timed out after {timeout_s:.0f} s") from error
+
+    if completed.returncode != 0:
+        output = (completed.stderr or completed.stdout).strip()
+        raise BenchmarkError(
+            f"{description} failed with exit status {completed.returncode}:\n{output}"
+        )
+    return completed.stdout
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 now (another process may take it later)."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """Return the user plus system CPU seconds of a process and all its threads so far.
+
+    Reads /proc/PID/stat, so it returns None where that file does not exist (not Linux).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The fields after the parenthesised command name start with the state, so utime and
+    # stime (fields 14 and 15 in proc(5)) are at indexes 11 and 12 here.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu_ticks() -> tuple[int, int] | None:
+    """Return the machine's total and idle (idle plus iowait) CPU ticks from /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    return sum(fields), fields[3] + fields[4]
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """Return the last lines of a server log."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+
+
+def _wait_until_ready(server: Server, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchmarkError(
+                f"{server.name} exited with status {process.returncode} before it was ready. "
+                f"Last lines of {server.log_path}:\n{log_tail(server.log_path)}"
+            )
+        try:
+            if httpx.get(f"{server.base_url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+    raise BenchmarkError(
+        f"{server.name} was not ready within {READY_TIMEOUT_S:.0f} s. "
+        f"Last lines of {server.log_path}:\n{log_tail(server.log_path)}"
+    )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    # uvicorn shuts down gracefully on SIGTERM, which runs footfall's lifespan shutdown.
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _clean_environment() -> dict[str, str]:
+    # FOOTFALL_* settings of the user's shell would change what is measured, so they are
+    # dropped and only the log level is set.
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith("FOOTFALL_")
+    }
+    environment["FOOTFALL_LOG_LEVEL"] = "info"
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
