@@ -62,6 +62,7 @@ class EmbeddedDeployment:
         policy = BatchPolicy(linger_s=EMBEDDED_STATS_LINGER_S)
         self.consumers = [stats_consumer(self.log, self.stats, "serve", policy)]
         self._settings = settings
+        self.description = f"SQLite database {settings.db_path.resolve()}"
         self._tasks: list[asyncio.Task[None]] = []
         self._accepted_total = 0
         self._rejected_total: dict[str, int] = {}
@@ -69,10 +70,8 @@ class EmbeddedDeployment:
     async def start_api(self) -> None:
         self.log.start()
         self._tasks = [asyncio.create_task(consumer.run()) for consumer in self.consumers]
-        logger.info(
-            "backends: SQLite %s (sqlite %s) as event log, event store and stats store",
-            self._settings.db_path.resolve(),
-            sqlite3.sqlite_version,
+        self.description = (
+            f"SQLite database {self._settings.db_path.resolve()} (sqlite {sqlite3.sqlite_version})"
         )
 
     async def open_admin(self) -> None:
@@ -134,6 +133,7 @@ class DistributedDeployment:
         self.store: PostgresEventStore
         self.counters = IngestCounters()
         self.consumers: list[BatchConsumer] = []
+        self.description = "Redis and PostgreSQL"
         self._settings = settings
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -145,13 +145,11 @@ class DistributedDeployment:
         schema = await migrate(pool)
         postgres_version = await server_version(pool)
         await self.log.create_groups()
-        logger.info(
-            "backends: Redis %s stream %s, PostgreSQL %s (schema version %d)",
-            redis_version,
-            keys.STREAM,
-            postgres_version,
-            schema,
+        self.description = (
+            f"Redis {redis_version} stream {keys.STREAM}, "
+            f"PostgreSQL {postgres_version} schema version {schema}"
         )
+        logger.info("%s backends: %s", role, self.description)
 
     async def open_admin(self) -> None:
         await self._open("footfall admin")

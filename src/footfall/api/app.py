@@ -57,11 +57,11 @@ def create_app(settings: Settings) -> FootfallApp:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await deployment.start_api()
         logger.info(
-            "footfall %s (%s) serving the dashboard at http://%s:%d/",
+            "footfall %s serving the dashboard at http://%s:%d/ on %s",
             __version__,
-            deployment.name,
             settings.host,
             settings.port,
+            deployment.description,
         )
         yield
         logger.info("footfall shutting down: no new requests, draining the backends")
