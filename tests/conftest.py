@@ -7,6 +7,13 @@ fresh Redis database and PostgreSQL database).
 
 from __future__ import annotations
 
+import os
+import uuid
+
+# Set before footfall is imported: every Redis key of this session, in this process and in
+# the servers and workers it starts, carries this prefix.
+os.environ.setdefault("FOOTFALL_REDIS_PREFIX", f"footfall-test-{uuid.uuid4().hex[:8]}")
+
 from collections.abc import Iterator
 from pathlib import Path
 

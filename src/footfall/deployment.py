@@ -12,12 +12,12 @@ from typing import Any
 
 from footfall.backends import redis_keys as keys
 from footfall.backends.postgres_db import migrate, open_pool, server_version
-from footfall.backends.redis_client import check_server, connect
+from footfall.backends.redis_client import check_server, connect, parse_stream_id
 from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.config import Settings
 from footfall.consumers.groups import stats_consumer, store_consumer
 from footfall.consumers.loop import BatchConsumer, BatchPolicy
-from footfall.errors import BackendUnavailable
+from footfall.errors import BackendUnavailable, ConfigurationError
 from footfall.log.base import STATS_GROUP, STORE_GROUP
 from footfall.log.redis import RedisEventLog, StreamPolicy
 from footfall.log.sqlite import SqliteEventLog, read_offset
@@ -44,6 +44,19 @@ TRIM_INTERVAL_S = 10.0
 
 def default_consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def worker_batch_policy() -> BatchPolicy:
+    """Return the worker consumers' policy, taking `claim_idle_ms` from FOOTFALL_CLAIM_IDLE_MS."""
+    value = os.environ.get("FOOTFALL_CLAIM_IDLE_MS")
+    if value is None:
+        return BatchPolicy()
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigurationError(
+            f"invalid FOOTFALL_CLAIM_IDLE_MS={value!r}: expected a whole number of "
+            "milliseconds, 1 or more"
+        )
+    return BatchPolicy(claim_idle_ms=int(value))
 
 
 class EmbeddedDeployment:
@@ -160,12 +173,13 @@ class DistributedDeployment:
         self._tasks.append(asyncio.create_task(self._flush_metrics_loop()))
 
     async def start_worker(self) -> None:
+        policy = worker_batch_policy()
         await self._open("footfall worker")
         name = self._settings.consumer_name or default_consumer_name()
         if STATS_GROUP in self._settings.groups:
-            self.consumers.append(stats_consumer(self.log, self.stats, name))
+            self.consumers.append(stats_consumer(self.log, self.stats, name, policy))
         if STORE_GROUP in self._settings.groups:
-            self.consumers.append(store_consumer(self.log, self.store, name))
+            self.consumers.append(store_consumer(self.log, self.store, name, policy))
         self._tasks += [asyncio.create_task(consumer.run()) for consumer in self.consumers]
         self._tasks.append(asyncio.create_task(self._flush_metrics_loop()))
         self._tasks.append(asyncio.create_task(self._trim_loop()))
@@ -250,18 +264,8 @@ class DistributedDeployment:
                 logger.warning("stream trim failed, retrying in %.0f s: %s", TRIM_INTERVAL_S, error)
 
     async def _oldest_unacked_ms(self, group: str, info: dict[str, Any]) -> int | None:
-        if info["pending"]:
-            summary = await self.client.xpending(keys.STREAM, group)
-            oldest = summary["min"]
-        else:
-            entries = await self.client.xrange(
-                keys.STREAM, min=f"({info['last_delivered_id']}", max="+", count=1
-            )
-            if not entries:
-                return None
-            oldest = entries[0][0]
-        text = oldest.decode() if isinstance(oldest, bytes) else str(oldest)
-        return int(text.split("-", 1)[0])
+        oldest = await self.log.oldest_unacked_id(group, info["last_delivered_id"])
+        return parse_stream_id(oldest)[0] if oldest is not None else None
 
 
 Deployment = EmbeddedDeployment | DistributedDeployment

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import psycopg
 import redis
 
+from footfall.backends import redis_keys as keys
+
 REDIS_URL = os.environ.get("FOOTFALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_ADMIN_URL = os.environ.get(
     "FOOTFALL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -51,11 +53,21 @@ def require_postgres() -> psycopg.Connection:
         ) from error
 
 
+def delete_prefixed_keys(client: redis.Redis) -> None:
+    """Delete this test session's keys, leaving keys of other sessions in the same database."""
+    for key in client.scan_iter(match=f"{keys.PREFIX}:*", count=1000):
+        client.delete(key)
+
+
 @contextmanager
 def fresh_distributed_backends() -> Iterator[DistributedUrls]:
-    """Flush the test Redis database and create an empty PostgreSQL database for one test."""
+    """Empty this session's Redis keys and create an empty PostgreSQL database for one test.
+
+    Each pytest session uses its own key prefix (see tests/conftest.py), so two sessions on
+    one Redis database do not delete each other's keys.
+    """
     client = require_redis()
-    client.flushdb()
+    delete_prefixed_keys(client)
     name = f"footfall_test_{uuid.uuid4().hex[:12]}"
     with require_postgres() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -63,7 +75,7 @@ def fresh_distributed_backends() -> Iterator[DistributedUrls]:
     try:
         yield DistributedUrls(REDIS_URL, f"{base}/{name}")
     finally:
-        client.flushdb()
+        delete_prefixed_keys(client)
         client.close()
         with require_postgres() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,4 +1,4 @@
-"""Every Redis key footfall uses, built in this one place.
+"""Every Redis key footfall uses, built in this one place. The `footfall` below is PREFIX.
 
 Keys that one Lua script touches together share a hash tag (the part in braces), so that
 Redis Cluster keeps them on one shard:
@@ -31,9 +31,18 @@ site first. footfall runs on a single Redis primary today.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
-PREFIX = "footfall"
+from footfall.errors import ConfigurationError
+
+PREFIX = os.environ.get("FOOTFALL_REDIS_PREFIX", "footfall")
+"""The first part of every key, so that several footfall installations can share one Redis
+(env FOOTFALL_REDIS_PREFIX). It must not contain braces, which would change the hash tags."""
+if not PREFIX or "{" in PREFIX or "}" in PREFIX:
+    raise ConfigurationError(
+        f"invalid FOOTFALL_REDIS_PREFIX={PREFIX!r}: use a non-empty name without braces"
+    )
 
 STREAM = f"{PREFIX}:{{log}}:events"
 DEAD_LETTER_STREAM = f"{PREFIX}:{{log}}:dead"

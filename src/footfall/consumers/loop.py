@@ -126,6 +126,19 @@ class BatchConsumer:
                 )
                 await self._sleep(delay_s)
                 delay_s = min(delay_s * 2, self._policy.max_retry_delay_s)
+            except Exception:
+                # The loop is the consumer's last handler: a bug or an unexpected reply must
+                # not end consumption silently while the process keeps running.
+                logger.exception(
+                    "consumer %s of group %s hit an unexpected error, retrying %d held "
+                    "entries in %.1f s",
+                    self.name,
+                    self.group,
+                    len(self._held),
+                    delay_s,
+                )
+                await self._sleep(delay_s)
+                delay_s = min(delay_s * 2, self._policy.max_retry_delay_s)
         logger.info(
             "consumer %s of group %s stopped after %d entries in %d batches",
             self.name,

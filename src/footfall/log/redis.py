@@ -101,12 +101,20 @@ class RedisEventLog:
     async def read_batch(
         self, group: str, consumer: str, max_count: int, block_ms: int
     ) -> list[LogEntry]:
-        reply = await translate_errors(
-            "reading the stream",
-            lambda: self._client.xreadgroup(
-                group, consumer, {keys.STREAM: ">"}, count=max_count, block=block_ms or None
-            ),
-        )
+        try:
+            reply = await translate_errors(
+                "reading the stream",
+                lambda: self._client.xreadgroup(
+                    group, consumer, {keys.STREAM: ">"}, count=max_count, block=block_ms or None
+                ),
+            )
+        except redis_errors.ResponseError as error:
+            if not str(error).startswith("NOGROUP"):
+                raise
+            # The stream was deleted (FLUSHDB, a failover to an empty replica): start it again.
+            logger.error("stream %s or group %s is missing, recreating it", keys.STREAM, group)
+            await self.create_groups()
+            raise BackendUnavailable(f"consumer group {group} was missing: {error}") from error
         if not reply:
             return []
         return decode_entries(reply[0][1])
@@ -125,7 +133,8 @@ class RedisEventLog:
                 keys.STREAM, group, consumer, min_idle_ms, "0-0", count=max_count
             ),
         )
-        claimed = [(entry_id, fields) for entry_id, fields in reply[1] if fields]
+        # XAUTOCLAIM returns the ids as bytes, but `_delivery_counts` keys its counts by str.
+        claimed = [(text(entry_id), fields) for entry_id, fields in reply[1] if fields]
         if not claimed:
             return []
 
@@ -165,13 +174,29 @@ class RedisEventLog:
             name = text(group["name"])
             lag = group.get("lag")
             pending = int(group.get("pending", 0))
-            undelivered = int(lag) if lag is not None else await self._undelivered(group)
+            # XINFO reports no lag when it cannot count the entries the group has read; the
+            # stream length is then an upper bound, since trimming keeps only unacked entries.
+            undelivered = int(lag) if lag is not None else await self._client.xlen(keys.STREAM)
             info[name] = {
                 "pending": pending,
                 "backlog": undelivered + pending,
                 "last_delivered_id": text(group["last-delivered-id"]),
             }
         return info
+
+    async def oldest_unacked_id(self, group: str, last_delivered_id: str) -> str | None:
+        """Return the id of the oldest entry the group has not acknowledged, or None.
+
+        That is its oldest pending entry, else the first entry it has not received. Workers
+        may acknowledge between two reads here, so an empty pending list is not an error.
+        """
+        summary = await self._client.xpending(keys.STREAM, group)
+        if summary and summary.get("min") is not None:
+            return text(summary["min"])
+        entries = await self._client.xrange(
+            keys.STREAM, min=f"({last_delivered_id}", max="+", count=1
+        )
+        return text(entries[0][0]) if entries else None
 
     async def trim(self) -> int:
         """Delete entries every group has acknowledged, and return how many were deleted."""
@@ -180,9 +205,9 @@ class RedisEventLog:
             return 0  # A group that does not exist yet still needs every entry.
         boundaries = []
         for group, facts in groups.items():
-            if facts["pending"]:
-                summary = await self._client.xpending(keys.STREAM, group)
-                boundaries.append(parse_stream_id(text(summary["min"])))
+            oldest = await self.oldest_unacked_id(group, facts["last_delivered_id"])
+            if oldest is not None:
+                boundaries.append(parse_stream_id(oldest))
             else:
                 millis, sequence = parse_stream_id(facts["last_delivered_id"])
                 boundaries.append((millis, sequence + 1))
@@ -247,11 +272,6 @@ class RedisEventLog:
             except (BackendUnavailable, redis_errors.RedisError) as error:
                 logger.debug("backlog check failed, keeping the last value: %s", error)
             await asyncio.sleep(self._policy.backlog_check_interval_s)
-
-    async def _undelivered(self, group: dict[str, Any]) -> int:
-        last = text(group["last-delivered-id"])
-        entries = await self._client.xrange(keys.STREAM, min=f"({last}", max="+", count=10_000)
-        return len(entries)
 
     async def _delivery_counts(self, group: str, entry_ids: list[str]) -> dict[str, int]:
         pipeline = self._client.pipeline(transaction=False)
