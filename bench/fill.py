@@ -65,7 +65,7 @@ def fill_events(path: Path, visits: int, seed: int = 1) -> dict[str, int]:
         connection.execute("BEGIN")
         connection.executemany(
             f"INSERT INTO events ({VISIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            _rows(rng, sites),
+            visit_rows(rng, sites),
         )
         connection.execute("COMMIT")
         connection.execute("PRAGMA journal_mode=WAL")
@@ -83,7 +83,11 @@ def rebuild_stats(path: Path) -> None:
     )
 
 
-def _rows(rng: random.Random, sites: list[str]) -> Iterator[tuple[object, ...]]:
+def visit_rows(rng: random.Random, sites: list[str]) -> Iterator[tuple[object, ...]]:
+    """Yield one row per site in `sites`, with the values in the order of VISIT_COLUMNS.
+
+    Row N has the id N in hex, so the ids are unique and sort in insertion order.
+    """
     visitors = max(1, len(sites) // VISITS_PER_VISITOR)
     step_ms = HISTORY_MS / max(1, len(sites))
     for index, site in enumerate(sites):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -65,6 +66,31 @@ def bare_app_command(port: int) -> list[str]:
     ]
 
 
+def footfall_distributed_command(redis_url: str, database_url: str) -> Callable[[int], list[str]]:
+    """Return the `footfall serve` command line of the distributed deployment for a port."""
+
+    def command(port: int) -> list[str]:
+        return [
+            sys.executable, "-m", "footfall", "serve", "--redis-url", redis_url,
+            "--database-url", database_url, "--host", HOST, "--port", str(port),
+        ]
+
+    return command
+
+
+def footfall_worker_command(
+    redis_url: str, database_url: str, groups: Sequence[str] = ()
+) -> list[str]:
+    """Return the `footfall worker` command line for the given groups (no groups: both)."""
+    command = [
+        sys.executable, "-m", "footfall", "worker", "--redis-url", redis_url,
+        "--database-url", database_url,
+    ]
+    for group in groups:
+        command += ["--group", group]
+    return command
+
+
 @contextlib.contextmanager
 def running_server(
     name: str, command_for_port: Callable[[int], list[str]], log_path: Path
@@ -75,25 +101,42 @@ def running_server(
     READY_TIMEOUT_S, or has exited by the time the block ends.
     """
     port = free_port()
+    with running_process(name, command_for_port(port), log_path) as process:
+        server = Server(name, f"http://{HOST}:{port}", log_path, process.pid)
+        _wait_until_ready(server, process)
+        yield server
+
+
+@contextlib.contextmanager
+def running_process(
+    name: str, command: Sequence[str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a long-running command with its output in `log_path`, and stop it on exit.
+
+    Raises BenchmarkError when the process has exited by the time the block ends.
+    """
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            command_for_port(port),
+            command,
             cwd=REPO_ROOT,
             env=_clean_environment(),
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )
-    server = Server(name, f"http://{HOST}:{port}", log_path, process.pid)
     try:
-        _wait_until_ready(server, process)
-        yield server
-        if process.poll() is not None:
-            raise BenchmarkError(
-                f"{name} exited with status {process.returncode} during the run. "
-                f"Last lines of {log_path}:\n{log_tail(log_path)}"
-            )
+        yield process
+        ensure_running(name, process, log_path)
     finally:
         _stop(process)
+
+
+def ensure_running(name: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    """Raise BenchmarkError with the end of the log if the process has exited."""
+    if process.poll() is not None:
+        raise BenchmarkError(
+            f"{name} exited with status {process.returncode} during the run. "
+            f"Last lines of {log_path}:\n{log_tail(log_path)}"
+        )
 
 
 def run_command(command: Sequence[str], description: str, timeout_s: float) -> str:
@@ -151,6 +194,34 @@ def machine_cpu_ticks() -> tuple[int, int] | None:
     except OSError:
         return None
     return sum(fields), fields[3] + fields[4]
+
+
+def busy_cpu_s(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Return the CPU seconds, summed over all cores, that were not idle between two
+    machine_cpu_ticks()."""
+    if before is None or after is None:
+        return None
+    return ((after[0] - before[0]) - (after[1] - before[1])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_s() -> float:
+    """Return the CPU seconds of this process and of its children that have exited."""
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(item.ru_utime + item.ru_stime for item in usage)
+
+
+def busy_fraction(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Return the fraction of CPU time that was not idle between two machine_cpu_ticks()."""
+    if before is None or after is None or after[0] == before[0]:
+        return None
+    return 1 - (after[1] - before[1]) / (after[0] - before[0])
+
+
+def log_problems(path: Path) -> list[str]:
+    """Return the lines of a footfall log at level WARNING or ERROR, and traceback headers."""
+    text = path.read_text(errors="replace") if path.exists() else ""
+    markers = (" WARNING ", " ERROR ", " CRITICAL ", "Traceback (most recent call last)")
+    return [line for line in text.splitlines() if any(marker in line for marker in markers)]
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

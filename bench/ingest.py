@@ -158,17 +158,7 @@ def _run_wrk(
     console: Console, server: Server, options: WrkOptions, site: str, duration_s: int
 ) -> WrkResult:
     phase = "warm-up" if site == WARMUP_SITE else "measured run"
-    command = [
-        options.executable,
-        f"--threads={options.threads}",
-        f"--connections={options.connections}",
-        f"--duration={duration_s}s",
-        "--latency",
-        f"--script={WRK_SCRIPT}",
-        f"{server.base_url}{INGEST_PATH}",
-        "--",
-        site,
-    ]
+    command = wrk_command(options, server.base_url, site, duration_s)
     label = f"{server.name}: {phase}, {duration_s} s at {options.connections} connections"
     with console.status(label):
         cpu_before_s = process_cpu_s(server.pid)
@@ -177,7 +167,7 @@ def _run_wrk(
         cpu_after_s = process_cpu_s(server.pid)
         ticks_after = machine_cpu_ticks()
 
-    result = _parse_wrk_output(output)
+    result = parse_wrk_output(output)
     if cpu_before_s is not None and cpu_after_s is not None:
         result = replace(result, server_cpu_s=cpu_after_s - cpu_before_s)
     if ticks_before is not None and ticks_after is not None:
@@ -187,7 +177,23 @@ def _run_wrk(
     return result
 
 
-def _parse_wrk_output(output: str) -> WrkResult:
+def wrk_command(options: WrkOptions, base_url: str, site: str, duration_s: int) -> list[str]:
+    """Return the wrk command line that POSTs visits of `site` to `base_url` for `duration_s`."""
+    return [
+        options.executable,
+        f"--threads={options.threads}",
+        f"--connections={options.connections}",
+        f"--duration={duration_s}s",
+        "--latency",
+        f"--script={WRK_SCRIPT}",
+        f"{base_url}{INGEST_PATH}",
+        "--",
+        site,
+    ]
+
+
+def parse_wrk_output(output: str) -> WrkResult:
+    """Parse the result line that the done() function of post_visit.lua prints."""
     lines = [line for line in output.splitlines() if line.startswith(RESULT_MARKER)]
     if not lines:
         raise BenchmarkError(f"wrk printed no {RESULT_MARKER.strip()} line:\n{output}")

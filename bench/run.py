@@ -2,9 +2,16 @@
 
     .venv/bin/python bench/run.py [--duration-s 10] [--connections 64]
                                   [--sizes 1000,100000,1000000] [--skip-stats] [--skip-ingest]
+                                  [--skip-apply] [--skip-distributed-ingest] [--skip-distributed]
 
-Stats: `GET /api/stats` latency with each number of visits stored, against the smallest.
-Ingest: `POST /api/events` driven by wrk, against a bare ASGI app served the same way.
+Embedded (SQLite):
+  Stats: `GET /api/stats` latency with each number of visits stored, against the smallest.
+  Ingest: `POST /api/events` driven by wrk, against a bare ASGI app served the same way.
+Distributed (Redis and PostgreSQL; the Redis database is flushed):
+  Apply: one `footfall worker` per group emptying a pre-filled stream, against Redis's and
+  PostgreSQL's own rates for the same writes.
+  Distributed ingest: two API processes and two workers under wrk, against two bare apps,
+  with the time from a 202 until the visit shows in `GET /api/stats`.
 The exit status is 0 when every phase ran, even if a target was missed, and 1 when a phase
 could not run (wrk missing, a server failing to start or crashing).
 """
@@ -22,13 +29,27 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import psycopg
+import redis
 import uvicorn
 from rich.console import Console
 
+from apply_rate import ApplyRun, benchmark_apply
+from distributed_ingest import DistributedRun, benchmark_distributed_ingest
 from harness import BenchmarkError
 from ingest import IngestRun, WrkOptions, benchmark_ingest, find_wrk
 from report import collect_checks, print_checks, print_ingest, print_stats
+from report_distributed import (
+    apply_checks,
+    distributed_ingest_checks,
+    print_apply,
+    print_distributed_ingest,
+)
+from services import server_versions
 from stats_latency import StatsRun, benchmark_stats
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/14"
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,10 +61,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     _print_machine(console)
 
+    if args.skip_distributed:
+        args.skip_apply = args.skip_distributed_ingest = True
+
     stats_runs: list[StatsRun] = []
     ingest_run: IngestRun | None = None
+    apply_run: ApplyRun | None = None
+    distributed_run: DistributedRun | None = None
     try:
-        wrk = None if args.skip_ingest else find_wrk()
+        needs_wrk = not (args.skip_ingest and args.skip_distributed_ingest)
+        options = WrkOptions(
+            executable=find_wrk() if needs_wrk else "wrk",
+            threads=min(args.threads, args.connections),
+            connections=args.connections,
+            duration_s=args.duration_s,
+            warmup_s=args.warmup_s,
+        )
+        if not (args.skip_apply and args.skip_distributed_ingest):
+            console.print(
+                f"{server_versions(args.redis_url, args.postgres_url)}, redis-py "
+                f"{redis.__version__}, psycopg {psycopg.__version__}"
+            )
         with _work_dir(args.work_dir) as work_dir:
             console.log(f"databases and server logs in {work_dir}")
             if not args.skip_stats:
@@ -51,15 +89,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     stats_runs.append(
                         benchmark_stats(console, work_dir, visits, args.stats_requests)
                     )
-            if wrk is not None:
-                options = WrkOptions(
-                    executable=wrk,
-                    threads=min(args.threads, args.connections),
-                    connections=args.connections,
-                    duration_s=args.duration_s,
-                    warmup_s=args.warmup_s,
-                )
+            if not args.skip_ingest:
                 ingest_run = benchmark_ingest(console, work_dir, options)
+            if not args.skip_apply:
+                apply_run = benchmark_apply(
+                    console, work_dir, args.redis_url, args.postgres_url, args.apply_visits
+                )
+            if not args.skip_distributed_ingest:
+                distributed_run = benchmark_distributed_ingest(
+                    console, work_dir, options, args.redis_url, args.postgres_url
+                )
     except BenchmarkError as error:
         console.print(f"[bold red]benchmark failed:[/] {error}")
         return 1
@@ -68,14 +107,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_stats(console, stats_runs)
     if ingest_run is not None:
         print_ingest(console, ingest_run, args.connections)
-    print_checks(console, collect_checks(stats_runs, ingest_run, args.connections))
+    if apply_run is not None:
+        print_apply(console, apply_run)
+    if distributed_run is not None:
+        print_distributed_ingest(console, distributed_run, args.connections)
+
+    checks = collect_checks(stats_runs, ingest_run, args.connections)
+    if apply_run is not None:
+        checks += apply_checks(apply_run)
+    if distributed_run is not None:
+        checks += distributed_ingest_checks(distributed_run, args.connections)
+    print_checks(console, checks)
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
-        description="Measure footfall's stats latency and ingest rate on 127.0.0.1.",
+        description="Measure footfall's stats latency, ingest rate and worker rates on "
+        "127.0.0.1.",
     )
     parser.add_argument(
         "--duration-s", type=_positive_int, default=10,
@@ -102,14 +152,46 @@ def _parser() -> argparse.ArgumentParser:
         "--stats-requests", type=_positive_int, default=500,
         help="sequential GET /api/stats requests timed per size, at least 2 (default 500)",
     )
-    parser.add_argument("--skip-stats", action="store_true", help="skip the stats phase")
-    parser.add_argument("--skip-ingest", action="store_true", help="skip the ingest phase")
+    parser.add_argument("--skip-stats", action="store_true", help="skip the embedded stats phase")
+    parser.add_argument(
+        "--skip-ingest", action="store_true", help="skip the embedded ingest phase"
+    )
     parser.add_argument(
         "--work-dir", type=Path, default=None,
         help="keep databases, server logs and wrk output in this folder "
         "(default: a temporary folder, removed at the end)",
     )
+    _add_distributed_options(parser)
     return parser
+
+
+def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--apply-visits", type=_positive_int, default=100_000,
+        help="visits pre-filled in the stream for the worker apply phase (default 100000)",
+    )
+    parser.add_argument(
+        "--redis-url", default=DEFAULT_REDIS_URL,
+        help="Redis database of the distributed phases, flushed before and after each phase, "
+        "and rejected if it contains keys the benchmark did not write "
+        f"(default {DEFAULT_REDIS_URL})",
+    )
+    parser.add_argument(
+        "--postgres-url", default=DEFAULT_POSTGRES_URL,
+        help="existing PostgreSQL database whose user may create databases. Each distributed "
+        f"phase creates a database of its own and drops it (default {DEFAULT_POSTGRES_URL})",
+    )
+    parser.add_argument(
+        "--skip-apply", action="store_true", help="skip the distributed worker apply phase"
+    )
+    parser.add_argument(
+        "--skip-distributed-ingest", action="store_true",
+        help="skip the distributed ingest phase",
+    )
+    parser.add_argument(
+        "--skip-distributed", action="store_true",
+        help="skip both distributed phases (same as --skip-apply --skip-distributed-ingest)",
+    )
 
 
 def _positive_int(text: str) -> int:
