@@ -8,6 +8,7 @@ client `event_id` already appended within the dedup window.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from footfall.model import Visit
 logger = logging.getLogger(__name__)
 
 GROUPS = (STATS_GROUP, STORE_GROUP)
+CLOSE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,9 @@ class RedisEventLog:
         self._policy = policy or StreamPolicy()
         self._append_once = client.register_script(APPEND_ONCE)
         self._dead_letter = client.register_script(DEAD_LETTER)
-        self._queue: asyncio.Queue[_Append] = asyncio.Queue()
+        # None in the queue tells an appender to stop.
+        self._queue: asyncio.Queue[_Append | None] = asyncio.Queue()
+        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._backlog = 0
         self._closed = False
@@ -221,18 +225,43 @@ class RedisEventLog:
         return deleted
 
     async def close(self) -> None:
+        """Stop taking appends, send the queued ones, then stop the background tasks.
+
+        The tasks end by themselves rather than by cancellation alone: on Python 3.11 a
+        cancellation can be lost inside a timed wait, which would leave close() hanging.
+        """
         self._closed = True
+        for _ in range(self._policy.appenders):
+            self._queue.put_nowait(None)
+        self._wake.set()
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT_S)
+            for task in stuck:
+                task.cancel()
+        for item in self._drain_queue():
+            if not item.future.done():
+                item.future.set_exception(BackendUnavailable("the event log was closed"))
+
+    def _drain_queue(self) -> list[_Append]:
+        items = []
         while not self._queue.empty():
-            await asyncio.sleep(0.01)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+            item = self._queue.get_nowait()
+            if item is not None:
+                items.append(item)
+        return items
 
     async def _append_loop(self) -> None:
         while True:
-            batch = [await self._queue.get()]
+            first = await self._queue.get()
+            if first is None:
+                return
+            batch = [first]
             while len(batch) < self._policy.max_pipeline and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+                item = self._queue.get_nowait()
+                if item is None:
+                    await self._send_batch(batch)
+                    return
+                batch.append(item)
             await self._send_batch(batch)
 
     async def _send_batch(self, batch: list[_Append]) -> None:
@@ -253,6 +282,10 @@ class RedisEventLog:
             )
         except BackendUnavailable as error:
             results = [error] * len(batch)
+        except Exception as error:
+            # An appender that died would leave every later request waiting forever.
+            logger.exception("appending %d visits failed, their requests get 503", len(batch))
+            results = [error] * len(batch)
 
         for item, result in zip(batch, results, strict=True):
             if item.future.done():
@@ -265,13 +298,17 @@ class RedisEventLog:
                 item.future.set_result(None)
 
     async def _watch_backlog(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 groups = await self.group_info()
                 self._backlog = max((facts["backlog"] for facts in groups.values()), default=0)
-            except (BackendUnavailable, redis_errors.RedisError) as error:
+            except Exception as error:
+                # The check runs again shortly; the last known backlog stays in force meanwhile.
                 logger.debug("backlog check failed, keeping the last value: %s", error)
-            await asyncio.sleep(self._policy.backlog_check_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), timeout=self._policy.backlog_check_interval_s
+                )
 
     async def _delivery_counts(self, group: str, entry_ids: list[str]) -> dict[str, int]:
         pipeline = self._client.pipeline(transaction=False)

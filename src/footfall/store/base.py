@@ -12,6 +12,9 @@ from footfall.errors import InvalidInput
 from footfall.log.base import LogEntry
 from footfall.model import Visit
 
+MAX_TIMESTAMP_MS = 2**63
+"""Timestamps are stored as signed 64-bit integers by SQLite and PostgreSQL alike."""
+
 
 @dataclass(frozen=True, slots=True)
 class PageCursor:
@@ -35,8 +38,10 @@ class PageCursor:
             raise InvalidInput(
                 f"invalid cursor {token[:80]!r}: pass the next_cursor of the previous page"
             ) from error
-        if not event_id:
-            raise InvalidInput(f"invalid cursor {token[:80]!r}: it names no event")
+        if not event_id or not -MAX_TIMESTAMP_MS <= cursor.received_at_ms < MAX_TIMESTAMP_MS:
+            raise InvalidInput(
+                f"invalid cursor {token[:80]!r}: pass the next_cursor of the previous page"
+            )
         return cursor
 
 
