@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,9 +64,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=["debug", "info", "warning", "error"],
         help="logging level (env FOOTFALL_LOG_LEVEL, default info)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    serve = commands.add_parser("serve", help="run the API and dashboard")
+    serve = commands.add_parser(
+        "serve",
+        help="run the API and dashboard",
+        description="Run the API and the dashboard. With --redis-url and --database-url it "
+        "serves the distributed deployment; with neither, the embedded one on SQLite, "
+        "including its stats consumer.",
+    )
     _add_backend_options(serve)
     serve.add_argument(
         "--host",
@@ -89,12 +97,14 @@ def _parser() -> argparse.ArgumentParser:
         "--max-backlog",
         type=int,
         default=int(os.environ.get("FOOTFALL_MAX_BACKLOG", DEFAULT_MAX_BACKLOG)),
-        help="distributed only: answer 503 while a consumer group has more unacknowledged "
-        f"entries than this (env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
+        help="distributed only: answer 503 while a consumer group has more than this many "
+        f"unacknowledged stream entries (env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
     )
 
     worker = commands.add_parser(
-        "worker", help="run the stats and store consumers (distributed deployment)"
+        "worker",
+        help="run the stats and store consumers (distributed deployment)",
+        description="Run the consumer groups of the distributed deployment until SIGTERM.",
     )
     _add_backend_options(worker)
     worker.add_argument(
@@ -111,13 +121,13 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     database = commands.add_parser("db", help="manage the PostgreSQL schema")
-    database_commands = database.add_subparsers(dest="db_command", metavar="COMMAND")
+    database_commands = database.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     _add_backend_options(
         database_commands.add_parser("migrate", help="create or upgrade the PostgreSQL schema")
     )
 
     stats = commands.add_parser("stats", help="maintain the stats read models")
-    stats_commands = stats.add_subparsers(dest="stats_command", metavar="COMMAND")
+    stats_commands = stats.add_subparsers(dest="stats_command", metavar="COMMAND", required=True)
     _add_backend_options(
         stats_commands.add_parser("rebuild", help="recompute all stats from the stored events")
     )
@@ -168,6 +178,8 @@ def _settings(args: argparse.Namespace) -> Settings:
     proxies = args.trusted_proxy
     if proxies is None:
         proxies = [p for p in os.environ.get("FOOTFALL_TRUSTED_PROXIES", "").split(",") if p]
+    if args.port is not None and not 0 < args.port < 65536:
+        raise ConfigurationError(f"invalid --port {args.port}: expected a port from 1 to 65535")
     if args.max_backlog < 1:
         raise ConfigurationError(f"invalid --max-backlog {args.max_backlog}: must be 1 or more")
     return Settings(
@@ -195,12 +207,15 @@ def _serve(settings: Settings) -> int:
 
     from footfall.api.app import create_app
 
+    # Binding before the app starts turns a busy port into one clear error, before any
+    # backend is opened or a consumer starts.
+    listener = _bind(settings.host, settings.port)
+    if settings.distributed:
+        asyncio.run(_check_distributed_backends(settings))
     app = create_app(settings)
     # footfall resolves client addresses itself, so uvicorn must not rewrite them.
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
         loop="uvloop",
         http="httptools",
         proxy_headers=False,
@@ -209,8 +224,44 @@ def _serve(settings: Settings) -> int:
         log_level=settings.log_level,
         log_config=None,
     )
-    uvicorn.Server(config).run()
+    uvicorn.Server(config).run(sockets=[listener])
     return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        if error.errno == errno.EADDRINUSE:
+            raise ConfigurationError(
+                f"port {port} on {host} is already in use: stop the other process or pass --port"
+            ) from error
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {error.strerror}") from error
+    listener.listen(2048)
+    listener.set_inheritable(True)
+    return listener
+
+
+async def _check_distributed_backends(settings: Settings) -> None:
+    """Reach Redis and PostgreSQL once before serving, so a wrong URL is one clear error."""
+    from footfall.backends.postgres_db import migrate, open_pool
+    from footfall.backends.redis_client import check_server, connect
+
+    assert settings.redis_url and settings.database_url
+    client = connect(settings.redis_url)
+    try:
+        await check_server(client, "footfall serve")
+    finally:
+        await client.aclose()
+    pool = await open_pool(settings.database_url)
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()
 
 
 async def _work(settings: Settings) -> int:
@@ -218,8 +269,9 @@ async def _work(settings: Settings) -> int:
 
     if not settings.distributed:
         raise ConfigurationError(
-            "footfall worker runs the distributed consumers: pass --redis-url and "
-            "--database-url (the embedded `footfall serve` runs its consumer itself)"
+            "the worker runs the distributed consumers and needs --redis-url and "
+            "--database-url (or FOOTFALL_REDIS_URL and FOOTFALL_DATABASE_URL); the embedded "
+            "`footfall serve` runs its consumer itself"
         )
     deployment = DistributedDeployment(settings)
     stopping = asyncio.Event()
@@ -241,7 +293,7 @@ async def _migrate(settings: Settings) -> int:
 
     if not settings.database_url:
         raise ConfigurationError(
-            "footfall db migrate needs --database-url (or FOOTFALL_DATABASE_URL); the embedded "
+            "db migrate needs --database-url (or FOOTFALL_DATABASE_URL); the embedded "
             "SQLite file creates its schema by itself"
         )
     pool = await open_pool(settings.database_url)
@@ -256,6 +308,10 @@ async def _migrate(settings: Settings) -> int:
 async def _rebuild(settings: Settings) -> int:
     from footfall.deployment import create_deployment
 
+    if not settings.distributed and not settings.db_path.exists():
+        raise ConfigurationError(
+            f"SQLite database {settings.db_path} not found: pass the --db that footfall serve uses"
+        )
     deployment = create_deployment(settings)
     await deployment.open_admin()
     try:

@@ -16,6 +16,8 @@ DEFAULT_DB_PATH = Path("footfall.db")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_MAX_BACKLOG = 1_000_000
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,15 @@ class Settings:
             missing = "--database-url" if self.redis_url else "--redis-url"
             raise ConfigurationError(
                 f"the distributed deployment needs both --redis-url and --database-url: "
-                f"add {missing} (or FOOTFALL_{missing[2:].upper().replace('-', '_')}), "
-                "or drop the other to run embedded on SQLite"
+                f"add {missing} (or FOOTFALL_{missing[2:].upper().replace('-', '_')})"
+            )
+        if self.redis_url and not self.redis_url.startswith(REDIS_SCHEMES):
+            raise ConfigurationError(
+                f"invalid --redis-url {self.redis_url!r}: expected redis://HOST:PORT/DB "
+                "(or rediss:// or unix://)"
+            )
+        if self.database_url and not self.database_url.startswith(POSTGRES_SCHEMES):
+            raise ConfigurationError(
+                "invalid --database-url: expected postgresql://USER@HOST:PORT/DATABASE"
             )
         return bool(self.redis_url)

@@ -68,7 +68,11 @@ def create_app(settings: Settings) -> FootfallApp:
         await deployment.close()
         logger.info("footfall stopped")
 
-    api = FastAPI(title="footfall", version=__version__, lifespan=lifespan)
+    # The interactive /docs and /redoc pages load their scripts from a CDN, which an offline
+    # install cannot reach, so only the OpenAPI document itself is served.
+    api = FastAPI(
+        title="footfall", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     api.state.deployment = deployment
     api.include_router(reads_router)
     mount_dashboard(api)

@@ -46,6 +46,16 @@ MIGRATIONS: tuple[str, ...] = (
 
 async def open_pool(url: str) -> AsyncConnectionPool:
     """Open a connection pool, failing fast with BackendUnavailable when the server is down."""
+    try:
+        # One direct connection first: the pool would only report a timeout, hiding the cause
+        # (a database that does not exist, a refused connection, a bad password).
+        probe = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
+        await probe.close()
+    except psycopg.Error as error:
+        raise BackendUnavailable(
+            f"cannot connect to PostgreSQL: {error}; check --database-url, and create the "
+            "database first (createdb) if it does not exist"
+        ) from error
     pool = AsyncConnectionPool(url, min_size=1, max_size=8, open=False, timeout=10)
     try:
         await pool.open(wait=True, timeout=10)

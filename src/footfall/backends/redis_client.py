@@ -43,7 +43,10 @@ async def translate_errors(operation: str, call: Callable[[], Awaitable[T]]) -> 
     try:
         return await call()
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as error:
-        raise BackendUnavailable(f"{operation} failed: Redis unreachable: {error}") from error
+        raise BackendUnavailable(
+            f"{operation} failed: Redis unreachable ({error}); check that Redis is running "
+            "and --redis-url is right"
+        ) from error
     except redis_errors.ResponseError as error:
         if str(error).startswith(("OOM ", "LOADING ", "BUSY ", "MASTERDOWN ", "READONLY ")):
             raise BackendUnavailable(f"{operation} failed: {error}") from error
@@ -56,7 +59,12 @@ async def check_server(client: redis.Redis, role: str) -> str:
     Returns the server version. Raises ConfigurationError when `maxmemory-policy` can
     evict keys, because an evicted stream entry is a lost visit.
     """
-    info: dict[str, Any] = await translate_errors("reading Redis INFO", client.info)
+    try:
+        info: dict[str, Any] = await translate_errors("reading Redis INFO", client.info)
+    except redis_errors.ResponseError as error:
+        raise ConfigurationError(
+            f"Redis rejected the connection: {error}; check --redis-url"
+        ) from error
     version = str(info.get("redis_version", "unknown"))
     policy = str(info.get("maxmemory_policy", "unknown"))
     if policy not in ("noeviction", "unknown"):

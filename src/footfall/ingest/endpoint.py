@@ -89,8 +89,12 @@ class IngestEndpoint:
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         media_type = _header(headers, b"content-type").split(b";", 1)[0].strip().lower()
         if media_type not in ACCEPTED_MEDIA_TYPES:
-            received = media_type.decode("latin-1") or "none"
-            detail = f"unsupported content type {received!r}: send application/json or text/plain"
+            received = media_type.decode("latin-1")
+            if received:
+                detail = f"unsupported content type {received!r}: "
+            else:
+                detail = "missing Content-Type header: "
+            detail += "send application/json or text/plain"
             return 415, {"detail": detail}, []
 
         try:

@@ -181,7 +181,13 @@ def _site(value: Any, errors: list[FieldError]) -> str:
     if value is None or value == "":
         return DEFAULT_SITE
     if not isinstance(value, str) or not SITE_PATTERN.fullmatch(value):
-        errors.append(FieldError("site", "invalid: use 1 to 64 letters, digits, '.', '_' or '-'"))
+        errors.append(
+            FieldError(
+                "site",
+                "invalid: use 1 to 64 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit",
+            )
+        )
         return DEFAULT_SITE
     return value
 
