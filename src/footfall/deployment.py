@@ -4,6 +4,7 @@ PostgreSQL). The API, the worker and the admin commands work only through this."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -40,6 +41,7 @@ logger = logging.getLogger(__name__)
 METRICS_FLUSH_INTERVAL_S = 1.0
 EMBEDDED_STATS_LINGER_S = float(os.environ.get("FOOTFALL_STATS_LINGER_S", "0.2"))
 TRIM_INTERVAL_S = 10.0
+CLOSE_TIMEOUT_S = 10.0
 
 
 def default_consumer_name() -> str:
@@ -149,6 +151,9 @@ class DistributedDeployment:
         self.description = "Redis and PostgreSQL"
         self._settings = settings
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = asyncio.Event()
+        self._accepted_total = 0
+        self._rejected_total = 0
 
     async def _open(self, role: str) -> None:
         redis_version = await check_server(self.client, role)
@@ -217,13 +222,22 @@ class DistributedDeployment:
         if self.consumers:
             await asyncio.gather(*self._tasks[: len(self.consumers)])
         await self.log.close()
+        self._closing.set()
         try:
             await self._flush_metrics()
         except BackendUnavailable as error:
             logger.warning("final metrics flush failed, these counts are lost: %s", error)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT_S)
+            for task in stuck:
+                logger.warning("background task %s did not stop, cancelling it", task.get_name())
+                task.cancel()
+        if self._accepted_total or not self.consumers:
+            logger.info(
+                "this process accepted %d visits and rejected %d",
+                self._accepted_total,
+                self._rejected_total,
+            )
         if hasattr(self, "store"):
             await self.store.close()
         await self.client.aclose()
@@ -239,14 +253,17 @@ class DistributedDeployment:
         fields = redis_fields(self.counters, self.consumers)
         if not fields:
             return
+        self._accepted_total += fields.get("accepted", 0)
+        self._rejected_total += sum(
+            value for name, value in fields.items() if name.startswith("rejected:")
+        )
         pipeline = self.client.pipeline(transaction=False)
         for name, value in fields.items():
             pipeline.hincrby(keys.METRICS, name, value)
         await pipeline.execute()
 
     async def _flush_metrics_loop(self) -> None:
-        while True:
-            await asyncio.sleep(METRICS_FLUSH_INTERVAL_S)
+        while await self._tick(METRICS_FLUSH_INTERVAL_S):
             try:
                 await self._flush_metrics()
             except Exception as error:
@@ -255,13 +272,22 @@ class DistributedDeployment:
                 )
 
     async def _trim_loop(self) -> None:
-        while True:
-            await asyncio.sleep(TRIM_INTERVAL_S)
+        while await self._tick(TRIM_INTERVAL_S):
             try:
                 deleted = await self.log.trim()
                 logger.debug("trimmed %d acknowledged entries from the stream", deleted)
             except Exception as error:
                 logger.warning("stream trim failed, retrying in %.0f s: %s", TRIM_INTERVAL_S, error)
+
+    async def _tick(self, interval_s: float) -> bool:
+        """Wait one interval and return whether the loop should run again.
+
+        The loops end on the closing flag, not by cancellation alone: on Python 3.11 a
+        cancellation can be lost inside a timed wait in redis-py, which hung close().
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), timeout=interval_s)
+        return not self._closing.is_set()
 
     async def _oldest_unacked_ms(self, group: str, info: dict[str, Any]) -> int | None:
         oldest = await self.log.oldest_unacked_id(group, info["last_delivered_id"])

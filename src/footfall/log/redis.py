@@ -286,11 +286,17 @@ class RedisEventLog:
             # An appender that died would leave every later request waiting forever.
             logger.exception("appending %d visits failed, their requests get 503", len(batch))
             results = [error] * len(batch)
+        finally:
+            # Return the connection to the pool. redis-py 8.2 keeps it out when loading the
+            # scripts fails (Redis stopped mid-request), and the pool would shrink for good.
+            await pipeline.reset()
 
         for item, result in zip(batch, results, strict=True):
             if item.future.done():
                 continue
-            if isinstance(result, Exception):
+            if isinstance(result, BackendUnavailable):
+                item.future.set_exception(result)
+            elif isinstance(result, Exception):
                 failure = BackendUnavailable(f"appending to the stream failed: {result}")
                 failure.__cause__ = result
                 item.future.set_exception(failure)
