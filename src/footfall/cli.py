@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         "--max-backlog",
         type=int,
         default=int(os.environ.get("FOOTFALL_MAX_BACKLOG", DEFAULT_MAX_BACKLOG)),
-        help="distributed only: answer 503 while a consumer group has more than this many "
+        help="distributed only: reject visits with 503 while a consumer group has more than this many "
         f"unacknowledged stream entries (env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
     )
 

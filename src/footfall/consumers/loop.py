@@ -45,7 +45,7 @@ class BatchPolicy:
 
 @dataclass
 class ConsumerMetrics:
-    """What one consumer has done since it started."""
+    """Counts of one consumer's work since it started."""
 
     handled_entries: int = 0
     handled_batches: int = 0

@@ -64,7 +64,7 @@ class RedisEventLog:
         self._policy = policy or StreamPolicy()
         self._append_once = client.register_script(APPEND_ONCE)
         self._dead_letter = client.register_script(DEAD_LETTER)
-        # None in the queue tells an appender to stop.
+        # A None item in the queue stops one appender.
         self._queue: asyncio.Queue[_Append | None] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -178,8 +178,8 @@ class RedisEventLog:
             name = text(group["name"])
             lag = group.get("lag")
             pending = int(group.get("pending", 0))
-            # XINFO reports no lag when it cannot count the entries the group has read; the
-            # stream length is then an upper bound, since trimming keeps only unacked entries.
+            # XINFO reports no lag when it cannot count the entries the group has read. The
+            # stream length is then an upper bound, because trimming keeps only unacked entries.
             undelivered = int(lag) if lag is not None else await self._client.xlen(keys.STREAM)
             info[name] = {
                 "pending": pending,
