@@ -97,8 +97,9 @@ def _parser() -> argparse.ArgumentParser:
         "--max-backlog",
         type=int,
         default=int(os.environ.get("FOOTFALL_MAX_BACKLOG", DEFAULT_MAX_BACKLOG)),
-        help="distributed only: reject visits with 503 while a consumer group has more than this many "
-        f"unacknowledged stream entries (env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
+        help="distributed only: reject visits with 503 while a consumer group has more than "
+        "this many unacknowledged stream entries "
+        f"(env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
     )
 
     worker = commands.add_parser(
