@@ -33,9 +33,8 @@ from footfall.backends.redis_client import text
 from footfall.backends.redis_scripts import APPLY_STATS
 from footfall.consumers.loop import BatchPolicy
 from footfall.log.base import STATS_GROUP, STORE_GROUP
-from footfall.model import LATEST_VISITS_CAPACITY, Visit
+from footfall.model import LATEST_VISITS_CAPACITY, VISIT_COLUMNS, Visit
 from footfall.stats.redis import latest_member
-from footfall.store.postgres import VISIT_COLUMNS
 
 from harness import (
     BenchmarkError,
@@ -358,11 +357,21 @@ def _apply_command(sha: str, visits: Sequence[Visit], entry_ids: Sequence[str]) 
     for site in sites:
         base = f"{BENCH_KEY_PREFIX}ceiling:stats:{{{site}}}"
         script_keys += [
-            f"{base}:visitors", f"{base}:last_visit", f"{base}:latest", f"{base}:totals"
+            f"{base}:visitors",
+            f"{base}:last_visit",
+            f"{base}:latest",
+            f"{base}:totals",
         ]
     return [
-        "EVALSHA", sha, len(script_keys), *script_keys,
-        STATS_GROUP, LATEST_VISITS_CAPACITY, len(sites), *sites, *arguments,
+        "EVALSHA",
+        sha,
+        len(script_keys),
+        *script_keys,
+        STATS_GROUP,
+        LATEST_VISITS_CAPACITY,
+        len(sites),
+        *sites,
+        *arguments,
     ]
 
 
@@ -456,4 +465,3 @@ def _count_rows(database_url: str, table: str) -> int:
 
 def _difference(before: float | None, after: float | None) -> float | None:
     return None if before is None or after is None else after - before
-

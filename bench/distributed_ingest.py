@@ -181,8 +181,15 @@ def benchmark_distributed_ingest(
         flush_redis(client)
         with scratch_database(admin_url, database) as database_url:
             return _measure_footfall(
-                console, work_dir, per_process, client, redis_url, admin_url, database,
-                database_url, bare,
+                console,
+                work_dir,
+                per_process,
+                client,
+                redis_url,
+                admin_url,
+                database,
+                database_url,
+                bare,
             )
     finally:
         flush_redis(client)
@@ -193,15 +200,17 @@ def _measure_bare(console: Console, work_dir: Path, per_process: list[WrkOptions
     with contextlib.ExitStack() as stack:
         servers = [
             stack.enter_context(
-                running_server(f"bare app {number}", bare_app_command,
-                               work_dir / f"bare-app-{number}.log")
+                running_server(
+                    f"bare app {number}", bare_app_command, work_dir / f"bare-app-{number}.log"
+                )
             )
             for number in range(1, PROCESSES + 1)
         ]
         warmup_s = per_process[0].warmup_s
         _run_wrk_pair(console, servers, per_process, WARMUP_SITE, warmup_s)
-        return _run_wrk_pair(console, servers, per_process, MEASURED_SITE,
-                             per_process[0].duration_s)
+        return _run_wrk_pair(
+            console, servers, per_process, MEASURED_SITE, per_process[0].duration_s
+        )
 
 
 def _measure_footfall(
@@ -218,8 +227,7 @@ def _measure_footfall(
     with contextlib.ExitStack() as stack:
         workers, servers = _start_footfall(stack, work_dir, redis_url, database_url)
         log_paths = [log_path for _, log_path in workers] + [server.log_path for server in servers]
-        warmup = _run_wrk_pair(console, servers, per_process, WARMUP_SITE,
-                               per_process[0].warmup_s)
+        warmup = _run_wrk_pair(console, servers, per_process, WARMUP_SITE, per_process[0].warmup_s)
         # The measured run starts with empty backlogs, which also shows that the workers,
         # started without a readiness check, are consuming.
         with console.status("Waiting for the workers to apply the warm-up visits"):
@@ -239,15 +247,17 @@ def _measure_footfall(
         scraper.start()
         try:
             measured = _run_wrk_pair(
-                console, servers, per_process, MEASURED_SITE, per_process[0].duration_s,
+                console,
+                servers,
+                per_process,
+                MEASURED_SITE,
+                per_process[0].duration_s,
                 backend_cpu_s=lambda: _backend_cpu_s(client, worker_pids, admin_url, database),
             )
         finally:
             probe.stop_sending()
             scraper.stop()
-        backlog_after_load = {
-            group: state.backlog for group, state in group_states(client).items()
-        }
+        backlog_after_load = {group: state.backlog for group, state in group_states(client).items()}
         with console.status("Waiting for both consumer groups to acknowledge every visit"):
             drain_s = _wait_for_drain(client, workers)
             probe_result = probe.finish(PROBE_TIMEOUT_S)
@@ -469,9 +479,7 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
 
 
-def _sum_differences(
-    before: Sequence[float | None], after: Sequence[float | None]
-) -> float | None:
+def _sum_differences(before: Sequence[float | None], after: Sequence[float | None]) -> float | None:
     if any(value is None for value in (*before, *after)):
         return None
     return sum(end - start for start, end in zip(before, after, strict=True))  # type: ignore[operator]

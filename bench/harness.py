@@ -46,8 +46,16 @@ def footfall_command(db_path: Path) -> Callable[[int], list[str]]:
 
     def command(port: int) -> list[str]:
         return [
-            sys.executable, "-m", "footfall", "serve", "--db", str(db_path),
-            "--host", HOST, "--port", str(port),
+            sys.executable,
+            "-m",
+            "footfall",
+            "serve",
+            "--db",
+            str(db_path),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
         ]
 
     return command
@@ -60,9 +68,23 @@ def bare_app_command(port: int) -> list[str]:
     access log, proxy headers and the `server` header, and these flags do the same.
     """
     return [
-        sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--host", HOST, "--port", str(port),
-        "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--no-proxy-headers",
-        "--no-server-header", "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.bare_app:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--no-proxy-headers",
+        "--no-server-header",
+        "--log-level",
+        "warning",
     ]
 
 
@@ -71,8 +93,18 @@ def footfall_distributed_command(redis_url: str, database_url: str) -> Callable[
 
     def command(port: int) -> list[str]:
         return [
-            sys.executable, "-m", "footfall", "serve", "--redis-url", redis_url,
-            "--database-url", database_url, "--host", HOST, "--port", str(port),
+            sys.executable,
+            "-m",
+            "footfall",
+            "serve",
+            "--redis-url",
+            redis_url,
+            "--database-url",
+            database_url,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
         ]
 
     return command
@@ -83,8 +115,14 @@ def footfall_worker_command(
 ) -> list[str]:
     """Return the `footfall worker` command line for the given groups (no groups: both)."""
     command = [
-        sys.executable, "-m", "footfall", "worker", "--redis-url", redis_url,
-        "--database-url", database_url,
+        sys.executable,
+        "-m",
+        "footfall",
+        "worker",
+        "--redis-url",
+        redis_url,
+        "--database-url",
+        database_url,
     ]
     for group in groups:
         command += ["--group", group]

@@ -58,8 +58,13 @@ def print_ingest(console: Console, run: IngestRun, connections: int) -> None:
     table = Table(title=f"POST /api/events with wrk, {connections} connections")
     table.add_column("server")
     columns = (
-        "requests/s", "p50 ms", "p99 ms", "server CPU µs per request", "machine CPU busy",
-        "non-2xx", "socket errors",
+        "requests/s",
+        "p50 ms",
+        "p99 ms",
+        "server CPU µs per request",
+        "machine CPU busy",
+        "non-2xx",
+        "socket errors",
     )
     for column in columns:
         table.add_column(column, justify="right")
@@ -158,10 +163,14 @@ def _ingest_checks(run: IngestRun, connections: int) -> list[Check]:
             f"{rate_ratio:.2f}",
             rate_ratio >= INGEST_RATE_TARGET,
         ),
-        Check("footfall non-2xx responses = 0", str(footfall.error_responses),
-              footfall.error_responses == 0),
-        Check("footfall socket errors = 0", str(footfall.socket_errors),
-              footfall.socket_errors == 0),
+        Check(
+            "footfall non-2xx responses = 0",
+            str(footfall.error_responses),
+            footfall.error_responses == 0,
+        ),
+        Check(
+            "footfall socket errors = 0", str(footfall.socket_errors), footfall.socket_errors == 0
+        ),
         Check(
             f"total_visits - accepted counted by wrk in 0..{connections}",
             f"{uncounted:+,}",
@@ -178,9 +187,7 @@ def _ingest_checks(run: IngestRun, connections: int) -> list[Check]:
                 counts.accepted == counted,
             )
         )
-        checks.append(
-            Check("/metrics rejected = 0", f"{counts.rejected:,}", counts.rejected == 0)
-        )
+        checks.append(Check("/metrics rejected = 0", f"{counts.rejected:,}", counts.rejected == 0))
     if counts is not None and counts.stats_backlog is not None:
         checks.append(
             Check(

@@ -30,8 +30,13 @@ def print_apply(console: Console, run: ApplyRun) -> None:
     )
     table.add_column("group")
     columns = (
-        "worker visits/s", "ceiling visits/s", "worker / ceiling", "worker CPU µs per visit",
-        "Redis CPU µs per visit", "PostgreSQL CPU µs per visit", "machine CPU busy",
+        "worker visits/s",
+        "ceiling visits/s",
+        "worker / ceiling",
+        "worker CPU µs per visit",
+        "Redis CPU µs per visit",
+        "PostgreSQL CPU µs per visit",
+        "machine CPU busy",
         "other load, cores",
     )
     for column in columns:
@@ -67,8 +72,14 @@ def print_distributed_ingest(console: Console, run: DistributedRun, connections:
     )
     table.add_column("servers")
     columns = (
-        "requests/s (sum)", "p50 ms (max)", "p99 ms (max)", "server CPU µs per request",
-        "machine CPU busy", "other load, cores", "non-2xx", "socket errors",
+        "requests/s (sum)",
+        "p50 ms (max)",
+        "p99 ms (max)",
+        "server CPU µs per request",
+        "machine CPU busy",
+        "other load, cores",
+        "non-2xx",
+        "socket errors",
     )
     for column in columns:
         table.add_column(column, justify="right")
@@ -176,8 +187,11 @@ def apply_checks(run: ApplyRun) -> list[Check]:
             f"{run.stats_ceiling.verified:,} and {run.store_ceiling.verified:,}",
             run.stats_ceiling.verified == run.visits and run.store_ceiling.verified == run.visits,
         ),
-        Check("apply phase: dead-lettered entries = 0", f"{run.dead_lettered:,}",
-              run.dead_lettered == 0),
+        Check(
+            "apply phase: dead-lettered entries = 0",
+            f"{run.dead_lettered:,}",
+            run.dead_lettered == 0,
+        ),
     ]
 
 
@@ -197,10 +211,16 @@ def distributed_ingest_checks(run: DistributedRun, connections: int) -> list[Che
             f"{ratio:.2f}",
             ratio >= INGEST_RATE_TARGET,
         ),
-        Check("distributed non-2xx responses = 0", str(footfall.error_responses),
-              footfall.error_responses == 0),
-        Check("distributed socket errors = 0", str(footfall.socket_errors),
-              footfall.socket_errors == 0),
+        Check(
+            "distributed non-2xx responses = 0",
+            str(footfall.error_responses),
+            footfall.error_responses == 0,
+        ),
+        Check(
+            "distributed socket errors = 0",
+            str(footfall.socket_errors),
+            footfall.socket_errors == 0,
+        ),
         Check(
             f"distributed total_visits - accepted counted by wrk in 0..{connections}",
             f"{uncounted:+,}",

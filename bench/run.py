@@ -124,40 +124,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bench/run.py",
-        description="Measure footfall's stats latency, ingest rate and worker rates on "
-        "127.0.0.1.",
+        description="Measure footfall's stats latency, ingest rate and worker rates on 127.0.0.1.",
     )
     parser.add_argument(
-        "--duration-s", type=_positive_int, default=10,
+        "--duration-s",
+        type=_positive_int,
+        default=10,
         help="seconds of each measured wrk run (default 10)",
     )
     parser.add_argument(
-        "--warmup-s", type=_positive_int, default=2,
+        "--warmup-s",
+        type=_positive_int,
+        default=2,
         help="seconds of wrk warm-up before each measured run (default 2)",
     )
     parser.add_argument(
-        "--connections", type=_positive_int, default=64,
+        "--connections",
+        type=_positive_int,
+        default=64,
         help="open connections wrk keeps (default 64)",
     )
     parser.add_argument(
-        "--threads", type=_positive_int, default=2,
+        "--threads",
+        type=_positive_int,
+        default=2,
         help="wrk threads, at most --connections (default 2)",
     )
     parser.add_argument(
-        "--sizes", type=_sizes, default=[1000, 100_000, 1_000_000],
+        "--sizes",
+        type=_sizes,
+        default=[1000, 100_000, 1_000_000],
         help="comma-separated numbers of stored visits for the stats phase "
         "(default 1000,100000,1000000)",
     )
     parser.add_argument(
-        "--stats-requests", type=_positive_int, default=500,
+        "--stats-requests",
+        type=_positive_int,
+        default=500,
         help="sequential GET /api/stats requests timed per size, at least 2 (default 500)",
     )
     parser.add_argument("--skip-stats", action="store_true", help="skip the embedded stats phase")
+    parser.add_argument("--skip-ingest", action="store_true", help="skip the embedded ingest phase")
     parser.add_argument(
-        "--skip-ingest", action="store_true", help="skip the embedded ingest phase"
-    )
-    parser.add_argument(
-        "--work-dir", type=Path, default=None,
+        "--work-dir",
+        type=Path,
+        default=None,
         help="keep databases, server logs and wrk output in this folder "
         "(default: a temporary folder, removed at the end)",
     )
@@ -167,17 +178,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--apply-visits", type=_positive_int, default=100_000,
+        "--apply-visits",
+        type=_positive_int,
+        default=100_000,
         help="visits pre-filled in the stream for the worker apply phase (default 100000)",
     )
     parser.add_argument(
-        "--redis-url", default=DEFAULT_REDIS_URL,
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
         help="Redis database of the distributed phases, flushed before and after each phase, "
         "and rejected if it contains keys the benchmark did not write "
         f"(default {DEFAULT_REDIS_URL})",
     )
     parser.add_argument(
-        "--postgres-url", default=DEFAULT_POSTGRES_URL,
+        "--postgres-url",
+        default=DEFAULT_POSTGRES_URL,
         help="existing PostgreSQL database whose user may create databases. Each distributed "
         f"phase creates a database of its own and drops it (default {DEFAULT_POSTGRES_URL})",
     )
@@ -185,11 +200,13 @@ def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
         "--skip-apply", action="store_true", help="skip the distributed worker apply phase"
     )
     parser.add_argument(
-        "--skip-distributed-ingest", action="store_true",
+        "--skip-distributed-ingest",
+        action="store_true",
         help="skip the distributed ingest phase",
     )
     parser.add_argument(
-        "--skip-distributed", action="store_true",
+        "--skip-distributed",
+        action="store_true",
         help="skip both distributed phases (same as --skip-apply --skip-distributed-ingest)",
     )
 

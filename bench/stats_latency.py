@@ -103,6 +103,4 @@ def measure_latency(client: httpx.Client, path: str, requests: int) -> LatencySa
 def _get(client: httpx.Client, path: str) -> None:
     response = client.get(path)
     if response.status_code != 200:
-        raise BenchmarkError(
-            f"GET {path} returned {response.status_code}: {response.text[:300]}"
-        )
+        raise BenchmarkError(f"GET {path} returned {response.status_code}: {response.text[:300]}")

@@ -15,8 +15,7 @@ import pytest
 from support.server import ServerProcess, wait_for
 
 from footfall.api.schemas import StatsOut
-from footfall.backends.sqlite_db import VISIT_COLUMNS
-from footfall.model import LATEST_VISITS_CAPACITY, Visit
+from footfall.model import LATEST_VISITS_CAPACITY, VISIT_COLUMNS, Visit
 from footfall.stats.model import empty_stats, recount
 
 SITES = ("site-a", "site-b", "site-c")

@@ -10,6 +10,12 @@ LATEST_VISITS_CAPACITY = 100
 """How many latest visits each site keeps, which is also the maximum `limit` of `/api/stats`."""
 
 
+VISIT_COLUMNS = (
+    "id, site, received_at_ms, ip, timezone, email, latitude, longitude, url, referrer, title"
+)
+"""The columns a SQL backend stores a visit in, in the order of `Visit.values()`."""
+
+
 @dataclass(frozen=True, slots=True)
 class Visit:
     """One page visit: a validated, enriched event as the log and the stores carry it."""
@@ -25,6 +31,22 @@ class Visit:
     url: str | None = None
     referrer: str | None = None
     title: str | None = None
+
+    def values(self) -> tuple[Any, ...]:
+        """Return the fields in the order of VISIT_COLUMNS, as SQL parameters."""
+        return (
+            self.id,
+            self.site,
+            self.received_at_ms,
+            self.ip,
+            self.timezone,
+            self.email,
+            self.latitude,
+            self.longitude,
+            self.url,
+            self.referrer,
+            self.title,
+        )
 
     def to_record(self) -> dict[str, Any]:
         """Return the visit as a flat dict of JSON-compatible values (the log's wire form)."""

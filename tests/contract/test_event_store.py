@@ -240,16 +240,12 @@ def test_page_is_per_site(run_scenario: RunScenario) -> None:
 
 
 @pytest.mark.parametrize("limit", [1, 5, 7, 57, 100])
-def test_paging_ties_no_repeat_or_skip(
-    run_scenario: RunScenario, limit: int
-) -> None:
+def test_paging_ties_no_repeat_or_skip(run_scenario: RunScenario, limit: int) -> None:
     shuffler = random.Random(limit)
     ids = [f"id-{number:03d}" for number in range(57)]
     shuffler.shuffle(ids)
     # Three timestamps for 57 visits, so most page boundaries fall inside a tie.
-    visits = [
-        _visit(event_id, BASE_TIME_MS + number % 3) for number, event_id in enumerate(ids)
-    ]
+    visits = [_visit(event_id, BASE_TIME_MS + number % 3) for number, event_id in enumerate(ids)]
 
     async def scenario(backend: Backend) -> None:
         async with backend.event_store() as store:

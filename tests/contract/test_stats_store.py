@@ -259,7 +259,11 @@ def test_top_visitors_by_visits_then_ip(run_scenario: RunScenario) -> None:
 
         ranking = [(visitor.ip, visitor.visits) for visitor in actual.top_visitors]
         assert ranking == [
-            ("10.0.0.5", 4), ("10.0.0.10", 3), ("10.0.0.2", 3), ("10.0.0.9", 3), ("10.0.0.1", 1),
+            ("10.0.0.5", 4),
+            ("10.0.0.10", 3),
+            ("10.0.0.2", 3),
+            ("10.0.0.9", 3),
+            ("10.0.0.1", 1),
         ]
         for visitor in actual.top_visitors:
             own_times = [visit.received_at_ms for visit in visits if visit.ip == visitor.ip]

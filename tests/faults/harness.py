@@ -29,10 +29,9 @@ from support.server import ServerProcess, WorkerProcess, free_port, wait_for
 from footfall.backends import redis_keys as keys
 from footfall.backends.redis_client import connect
 from footfall.log.base import STATS_GROUP, STORE_GROUP
-from footfall.model import LATEST_VISITS_CAPACITY, SiteStats, Visit
+from footfall.model import LATEST_VISITS_CAPACITY, VISIT_COLUMNS, SiteStats, Visit
 from footfall.stats.model import empty_stats, recount, tally_visits
 from footfall.stats.redis import RedisStatsStore
-from footfall.store.postgres import VISIT_COLUMNS
 
 SITES = ("shop", "blog", "docs", "status")
 REGULAR_IPS = tuple(f"198.51.100.{number}" for number in range(1, 21))

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from footfall.errors import BackendUnavailable
-from footfall.model import Visit
+from footfall.model import VISIT_COLUMNS
 
 BUSY_TIMEOUT_MS = 30_000
 """How long a connection waits for another writer (a rebuild, another process) to finish."""
@@ -75,10 +75,6 @@ CREATE TABLE IF NOT EXISTS site_totals (
 );
 """
 
-VISIT_COLUMNS = (
-    "id, site, received_at_ms, ip, timezone, email, latitude, longitude, url, referrer, title"
-)
-
 INSERT_VISIT = (
     f"INSERT INTO events ({VISIT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO NOTHING"
@@ -136,20 +132,3 @@ class SqliteDatabase:
                 connection.close()
             self._connections.clear()
         self._local = threading.local()
-
-
-def visit_row(visit: Visit) -> tuple[object, ...]:
-    """Return a visit's values in the order of VISIT_COLUMNS."""
-    return (
-        visit.id,
-        visit.site,
-        visit.received_at_ms,
-        visit.ip,
-        visit.timezone,
-        visit.email,
-        visit.latitude,
-        visit.longitude,
-        visit.url,
-        visit.referrer,
-        visit.title,
-    )

@@ -15,16 +15,10 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
-from footfall.backends.sqlite_db import (
-    INSERT_VISIT,
-    VISIT_COLUMNS,
-    SqliteDatabase,
-    connect,
-    visit_row,
-)
+from footfall.backends.sqlite_db import INSERT_VISIT, SqliteDatabase, connect
 from footfall.errors import BackendUnavailable
 from footfall.log.base import LogEntry
-from footfall.model import Visit
+from footfall.model import VISIT_COLUMNS, Visit
 
 logger = logging.getLogger(__name__)
 
@@ -157,7 +151,7 @@ class SqliteEventLog:
         error: BackendUnavailable | None = None
         try:
             connection.execute("BEGIN IMMEDIATE")
-            connection.executemany(INSERT_VISIT, [visit_row(item.visit) for item in group])
+            connection.executemany(INSERT_VISIT, [item.visit.values() for item in group])
             connection.execute("COMMIT")
         except sqlite3.Error as cause:
             if connection.in_transaction:

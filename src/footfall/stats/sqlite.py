@@ -11,11 +11,17 @@ import asyncio
 import sqlite3
 from collections import defaultdict
 
-from footfall.backends.sqlite_db import VISIT_COLUMNS, SqliteDatabase, visit_row
+from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.errors import BackendUnavailable
 from footfall.log.base import STATS_GROUP, LogEntry
 from footfall.log.sqlite import read_offset
-from footfall.model import LATEST_VISITS_CAPACITY, SiteStats, Visit, VisitorCount
+from footfall.model import (
+    LATEST_VISITS_CAPACITY,
+    VISIT_COLUMNS,
+    SiteStats,
+    Visit,
+    VisitorCount,
+)
 from footfall.store.base import EventStore
 
 
@@ -131,7 +137,7 @@ def _apply_visits(connection: sqlite3.Connection, fresh: list[tuple[int, Visit]]
     connection.executemany(
         f"INSERT INTO latest_visits (seq, {VISIT_COLUMNS}) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [(seq, *visit_row(visit)) for seq, visit in fresh],
+        [(seq, *visit.values()) for seq, visit in fresh],
     )
     for site in per_site:
         _trim_latest(connection, site)

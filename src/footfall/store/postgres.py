@@ -10,12 +10,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from footfall.errors import BackendUnavailable
 from footfall.log.base import LogEntry
-from footfall.model import Visit
+from footfall.model import VISIT_COLUMNS, Visit
 from footfall.store.base import EventPage, PageCursor
 
-VISIT_COLUMNS = (
-    "id, site, received_at_ms, ip, timezone, email, latitude, longitude, url, referrer, title"
-)
 _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS events_stage (LIKE events INCLUDING DEFAULTS) "
     "ON COMMIT DELETE ROWS"
@@ -46,7 +43,7 @@ class PostgresEventStore:
                 await connection.execute(_STAGE)
                 async with connection.cursor().copy(_COPY) as copy:
                     for entry in entries:
-                        await copy.write_row((entry.entry_id, *_values(entry.visit)))
+                        await copy.write_row((entry.entry_id, *entry.visit.values()))
                 await connection.execute(_MERGE)
 
         await _translate(f"storing {len(entries)} visits", store)
@@ -100,22 +97,6 @@ class PostgresEventStore:
 
     async def close(self) -> None:
         await self._pool.close()
-
-
-def _values(visit: Visit) -> tuple[Any, ...]:
-    return (
-        visit.id,
-        visit.site,
-        visit.received_at_ms,
-        visit.ip,
-        visit.timezone,
-        visit.email,
-        visit.latitude,
-        visit.longitude,
-        visit.url,
-        visit.referrer,
-        visit.title,
-    )
 
 
 async def _translate(operation: str, call: Callable[[], Awaitable[T]]) -> T:

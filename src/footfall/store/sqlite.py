@@ -7,10 +7,10 @@ import sqlite3
 from collections.abc import AsyncIterator
 from typing import Any
 
-from footfall.backends.sqlite_db import INSERT_VISIT, VISIT_COLUMNS, SqliteDatabase, visit_row
+from footfall.backends.sqlite_db import INSERT_VISIT, SqliteDatabase
 from footfall.errors import BackendUnavailable
 from footfall.log.base import LogEntry
-from footfall.model import Visit
+from footfall.model import VISIT_COLUMNS, Visit
 from footfall.store.base import EventPage, PageCursor
 
 _ITER_CHUNK = 5_000
@@ -48,7 +48,7 @@ class SqliteEventStore:
         connection = self._database.connection()
         try:
             connection.execute("BEGIN IMMEDIATE")
-            connection.executemany(INSERT_VISIT, [visit_row(visit) for visit in visits])
+            connection.executemany(INSERT_VISIT, [visit.values() for visit in visits])
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection.in_transaction:
