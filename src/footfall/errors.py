@@ -20,7 +20,7 @@ class InvalidInput(FootfallError):
 class BackendUnavailable(FootfallError):
     """A backend (database, log) cannot take the operation right now. Retrying later can help.
 
-    The ingest API answers 503 with Retry-After when it sees this, never a 202.
+    The ingest API responds to it with 503 and Retry-After, never with a 202.
     """
 
 

@@ -32,7 +32,10 @@ _points = _parse(os.environ.get("FOOTFALL_CRASH_AT", ""))
 
 
 def crash_point(name: str) -> None:
-    """Kill this process with SIGKILL if the crash point `name` is armed and the dice say so."""
+    """Kill this process with SIGKILL if the crash point `name` is armed.
+
+    Each pass kills with the probability the point was armed with.
+    """
     probability = _points.get(name)
     if probability is not None and random.random() < probability:
         os.kill(os.getpid(), signal.SIGKILL)

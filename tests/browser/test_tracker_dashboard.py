@@ -114,7 +114,7 @@ def test_dashboard_refreshes_by_itself(browser: Browser, server: ServerProcess) 
 def test_tracker_without_geolocation_opt_in(
     browser: Browser, server: ServerProcess, tmp_path: Path
 ) -> None:
-    """Without data-geolocation the tracker sends at once and never asks for the position."""
+    """Without data-geolocation the tracker sends at once and never requests the position."""
     context = browser.new_context(
         geolocation=PARIS, permissions=["geolocation"], user_agent=DESKTOP_USER_AGENT
     )

@@ -38,7 +38,7 @@ class EventLog(Protocol):
 
         `deduplicate` marks an id chosen by the client, which a retry repeats: such a visit
         is appended once (SQLite: forever; Redis: within the dedup window).
-        Raises BackendUnavailable when the log cannot take it: the caller answers 503.
+        Raises BackendUnavailable when the log cannot take it: the caller responds with 503.
         """
         ...
 

@@ -167,7 +167,7 @@ class RedisStatsStore:
                 counted += 1
                 yield entry.visit
 
-        # NOTE: the recount holds every applied visit in memory at once, which bounds the
+        # NOTE: the recount keeps every applied visit in memory at once, which bounds the
         # history a rebuild can handle by this process's memory (an estimated 1 KB per visit).
         visits: list[Visit] = [visit async for visit in applied_visits()]
         return tally_visits(visits), counted
