@@ -109,6 +109,13 @@ def test_coordinates_rejected(latitude: Any, longitude: Any, field: str, reason:
     assert reason in errors[field]
 
 
+def test_lone_invalid_coordinate_named_twice() -> None:
+    errors = failing_fields({"timezone": "UTC", "latitude": 200})
+
+    assert "missing" in errors["longitude"]
+    assert "out of range" in errors["latitude"]
+
+
 @pytest.mark.parametrize(("latitude", "longitude"), [(90, -180), (-90, 180), (0, 0)])
 def test_coordinate_bounds_accepted(latitude: int, longitude: int) -> None:
     visit = validate_visit({"timezone": "UTC", "latitude": latitude, "longitude": longitude})

@@ -143,6 +143,11 @@ def _coordinates(
     if latitude is None or longitude is None:
         missing = "latitude" if latitude is None else "longitude"
         errors.append(FieldError(missing, "missing: send latitude and longitude together"))
+        # The coordinate that was sent is still checked, so that every failing field is named.
+        if latitude is not None:
+            _coordinate("latitude", latitude, 90.0, errors)
+        if longitude is not None:
+            _coordinate("longitude", longitude, 180.0, errors)
         return None, None
 
     checked_latitude = _coordinate("latitude", latitude, 90.0, errors)
