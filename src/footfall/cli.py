@@ -248,14 +248,17 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def _check_distributed_backends(settings: Settings) -> None:
-    """Reach Redis and PostgreSQL once before serving, so a wrong URL is one clear error."""
+    """Reach Redis and PostgreSQL once before serving, so a wrong URL is one clear error.
+
+    The app checks them again in its own event loop at start-up, and logs what it finds then.
+    """
     from footfall.backends.postgres_db import migrate, open_pool
     from footfall.backends.redis_client import check_server, connect
 
     assert settings.redis_url and settings.database_url
     client = connect(settings.redis_url)
     try:
-        await check_server(client, "footfall serve")
+        await check_server(client)
     finally:
         await client.aclose()
     pool = await open_pool(settings.database_url)

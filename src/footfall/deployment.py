@@ -13,7 +13,12 @@ from typing import Any
 
 from footfall.backends import redis_keys as keys
 from footfall.backends.postgres_db import migrate, open_pool, server_version
-from footfall.backends.redis_client import check_server, connect, parse_stream_id
+from footfall.backends.redis_client import (
+    check_server,
+    connect,
+    log_server_facts,
+    parse_stream_id,
+)
 from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.config import Settings
 from footfall.consumers.groups import stats_consumer, store_consumer
@@ -156,7 +161,8 @@ class DistributedDeployment:
         self._rejected_total = 0
 
     async def _open(self, role: str) -> None:
-        redis_version = await check_server(self.client, role)
+        facts = await check_server(self.client)
+        log_server_facts(facts, role)
         assert self._settings.database_url
         pool = await open_pool(self._settings.database_url)
         self.store = PostgresEventStore(pool)
@@ -164,7 +170,7 @@ class DistributedDeployment:
         postgres_version = await server_version(pool)
         await self.log.create_groups()
         self.description = (
-            f"Redis {redis_version} stream {keys.STREAM}, "
+            f"Redis {facts.version} stream {keys.STREAM}, "
             f"PostgreSQL {postgres_version} schema version {schema}"
         )
         logger.info("%s backends: %s", role, self.description)

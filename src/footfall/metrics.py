@@ -61,13 +61,11 @@ class BatchHistogram:
 
     bucket_counts: dict[float, int] = field(default_factory=dict)
     total: int = 0
-    count: int = 0
 
     def add(self, metrics: ConsumerMetrics) -> None:
         for bound, count in metrics.batch_sizes.items():
             self.bucket_counts[bound] = self.bucket_counts.get(bound, 0) + count
         self.total += metrics.batch_size_sum
-        self.count += metrics.handled_batches
 
 
 @dataclass
@@ -183,8 +181,6 @@ def histograms_from_redis(fields: dict[str, int]) -> dict[str, BatchHistogram]:
         histogram = histograms.setdefault(parts[1], BatchHistogram())
         if parts[2] == "sum":
             histogram.total = value
-        elif parts[2] == "count":
-            histogram.count = value
         elif parts[2] == "le" and len(parts) == 4:
             histogram.bucket_counts[float(parts[3])] = value
     return histograms

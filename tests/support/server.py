@@ -25,7 +25,35 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-class ServerProcess:
+class FootfallProcess:
+    """A `python -m footfall` subprocess whose output goes to a log file."""
+
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def _launch(self, command: list[str], env: dict[str, str]) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """End the process with SIGKILL: no shutdown code runs."""
+        if self.running():
+            assert self.process is not None
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> int:
+        """End the process with SIGTERM and return its exit status."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=30)
+
+
+class ServerProcess(FootfallProcess):
     """Runs `python -m footfall serve` against one database file, restartable.
 
     With `--redis-url` and `--database-url` in `extra_args` it serves the distributed
@@ -56,24 +84,9 @@ class ServerProcess:
             str(self.port),
             *self.extra_args,
         ]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._launch(command, {**os.environ, "PYTHONUNBUFFERED": "1"})
         self._wait_ready()
         return self
-
-    def kill(self) -> None:
-        """End the process with SIGKILL: no shutdown code runs."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        """End the process with SIGTERM and return its exit status."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
 
     def log_text(self) -> str:
         text = self.log_path.read_text(errors="replace")
@@ -108,7 +121,7 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, interval_s:
         time.sleep(interval_s)
 
 
-class WorkerProcess:
+class WorkerProcess(FootfallProcess):
     """Runs `python -m footfall worker` with the given backend arguments, restartable."""
 
     def __init__(
@@ -131,27 +144,8 @@ class WorkerProcess:
         command += ["--consumer-name", self.name]
         for group in self.groups:
             command += ["--group", group]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        self._launch(command, {**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         return self
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def kill(self) -> None:
-        """End the process with SIGKILL: no shutdown code runs."""
-        if self.running():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-    def stop(self) -> int:
-        """End the process with SIGTERM and return its exit status."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
@@ -53,11 +54,21 @@ async def translate_errors(operation: str, call: Callable[[], Awaitable[T]]) -> 
         raise
 
 
-async def check_server(client: redis.Redis, role: str) -> str:
-    """Log the server's facts, refuse an evicting server and warn about no persistence.
+@dataclass(frozen=True, slots=True)
+class ServerFacts:
+    """What a Redis server reports about itself that footfall depends on."""
 
-    Returns the server version. Raises ConfigurationError when `maxmemory-policy` can
-    evict keys, because an evicted stream entry is a lost visit.
+    version: str
+    maxmemory_policy: str
+    aof_enabled: bool
+    rdb_enabled: bool | None
+    """None when CONFIG is disabled, as on some managed servers."""
+
+
+async def check_server(client: redis.Redis) -> ServerFacts:
+    """Read the server's facts and raise ConfigurationError for an evicting server.
+
+    An evicting `maxmemory-policy` is rejected because an evicted stream entry is a lost visit.
     """
     try:
         info: dict[str, Any] = await translate_errors("reading Redis INFO", client.info)
@@ -65,17 +76,23 @@ async def check_server(client: redis.Redis, role: str) -> str:
         raise ConfigurationError(
             f"Redis rejected the connection: {error}; check --redis-url"
         ) from error
-    version = str(info.get("redis_version", "unknown"))
-    policy = str(info.get("maxmemory_policy", "unknown"))
-    if policy not in ("noeviction", "unknown"):
+    facts = ServerFacts(
+        version=str(info.get("redis_version", "unknown")),
+        maxmemory_policy=str(info.get("maxmemory_policy", "unknown")),
+        aof_enabled=str(info.get("aof_enabled", "0")) == "1",
+        rdb_enabled=await _rdb_enabled(client),
+    )
+    if facts.maxmemory_policy not in ("noeviction", "unknown"):
         raise ConfigurationError(
-            f"Redis maxmemory-policy is {policy!r}, which evicts keys and so can drop "
-            "acknowledged visits: set `maxmemory-policy noeviction` and start again"
+            f"Redis maxmemory-policy is {facts.maxmemory_policy!r}, which evicts keys and so "
+            "can drop acknowledged visits: set `maxmemory-policy noeviction` and start again"
         )
+    return facts
 
-    aof_enabled = str(info.get("aof_enabled", "0")) == "1"
-    rdb_enabled = await _rdb_enabled(client)
-    if not aof_enabled and rdb_enabled is False:
+
+def log_server_facts(facts: ServerFacts, role: str) -> None:
+    """Log the server's facts, with a warning when it keeps nothing on disk."""
+    if not facts.aof_enabled and facts.rdb_enabled is False:
         logger.warning(
             'Redis has no persistence (appendonly no, save ""): acknowledged visits still in '
             "the stream are lost if Redis restarts; enable appendonly for durability"
@@ -83,12 +100,11 @@ async def check_server(client: redis.Redis, role: str) -> str:
     logger.info(
         "%s on Redis %s (maxmemory-policy %s, aof %s, rdb %s)",
         role,
-        version,
-        policy,
-        "on" if aof_enabled else "off",
-        {True: "on", False: "off", None: "unknown"}[rdb_enabled],
+        facts.version,
+        facts.maxmemory_policy,
+        "on" if facts.aof_enabled else "off",
+        {True: "on", False: "off", None: "unknown"}[facts.rdb_enabled],
     )
-    return version
 
 
 async def _rdb_enabled(client: redis.Redis) -> bool | None:
