@@ -13,6 +13,10 @@ import uuid
 # Set before footfall is imported: every Redis key of this session, in this process and in
 # the servers and workers it starts, carries this prefix.
 os.environ.setdefault("FOOTFALL_REDIS_PREFIX", f"footfall-test-{uuid.uuid4().hex[:8]}")
+# Most tests send many visits from 127.0.0.1 with httpx's User-Agent, which the default
+# rate limit and bot filter would drop. The guard tests turn both on for their own servers.
+os.environ.setdefault("FOOTFALL_RATE_LIMIT", "0")
+os.environ.setdefault("FOOTFALL_KEEP_BOTS", "1")
 
 from collections.abc import Iterator
 from pathlib import Path

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,7 +24,10 @@ from footfall.config import (
 )
 from footfall.errors import ConfigurationError, FootfallError
 from footfall.ingest.client_ip import parse_trusted_proxies
+from footfall.ingest.guards import DEFAULT_BURST, DEFAULT_RATE_PER_S
+from footfall.ingest.validation import SITE_PATTERN
 from footfall.log.base import STATS_GROUP, STORE_GROUP
+from footfall.privacy import EmailMode, IpMode
 
 logger = logging.getLogger("footfall")
 
@@ -102,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
         f"(env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
     )
 
+    _add_guard_options(serve)
+
     worker = commands.add_parser(
         "worker",
         help="run the stats and store consumers (distributed deployment)",
@@ -133,6 +139,84 @@ def _parser() -> argparse.ArgumentParser:
         stats_commands.add_parser("rebuild", help="recompute all stats from the stored events")
     )
     return parser
+
+
+def _add_guard_options(serve: argparse.ArgumentParser) -> None:
+    guards = serve.add_argument_group("abuse and privacy guards of the ingest endpoint")
+    guards.add_argument(
+        "--rate-limit",
+        type=float,
+        default=_float_env("FOOTFALL_RATE_LIMIT", DEFAULT_RATE_PER_S),
+        metavar="PER_SECOND",
+        help="visits per second per client IP once the burst is spent; 0 turns the limit off "
+        f"(env FOOTFALL_RATE_LIMIT, default {DEFAULT_RATE_PER_S:g})",
+    )
+    guards.add_argument(
+        "--rate-burst",
+        type=int,
+        default=int(_float_env("FOOTFALL_RATE_BURST", DEFAULT_BURST)),
+        metavar="VISITS",
+        help=f"visits one client IP may send at once (env FOOTFALL_RATE_BURST, default "
+        f"{DEFAULT_BURST})",
+    )
+    guards.add_argument(
+        "--allowed-site",
+        action="append",
+        default=None,
+        metavar="SITE",
+        help="accept visits only for these sites, 403 for others; repeatable "
+        "(env FOOTFALL_ALLOWED_SITES, comma-separated; default any site)",
+    )
+    guards.add_argument(
+        "--allowed-origin",
+        action="append",
+        default=None,
+        metavar="ORIGIN",
+        help="accept visits only from pages of these origins, such as https://example.com; "
+        "repeatable (env FOOTFALL_ALLOWED_ORIGINS, comma-separated; default any origin)",
+    )
+    guards.add_argument(
+        "--keep-bots",
+        action="store_true",
+        default=os.environ.get("FOOTFALL_KEEP_BOTS", "") in ("1", "true", "yes"),
+        help="store and count visits from crawlers, headless browsers and scripts too; by "
+        "default they get 202 and are dropped (env FOOTFALL_KEEP_BOTS=1)",
+    )
+    guards.add_argument(
+        "--respect-dnt",
+        action="store_true",
+        default=os.environ.get("FOOTFALL_RESPECT_DNT", "") in ("1", "true", "yes"),
+        help="answer visits with DNT: 1 or Sec-GPC: 1 with 202 but do not store them "
+        "(env FOOTFALL_RESPECT_DNT=1)",
+    )
+    guards.add_argument(
+        "--ip-mode",
+        choices=[mode.value for mode in IpMode],
+        default=os.environ.get("FOOTFALL_IP_MODE", IpMode.FULL.value),
+        help="what is kept of the visitor's IP: the full address, its /24 or /48 network, "
+        "or a hash with a daily key (env FOOTFALL_IP_MODE, default full)",
+    )
+    guards.add_argument(
+        "--email-mode",
+        choices=[mode.value for mode in EmailMode],
+        default=os.environ.get("FOOTFALL_EMAIL_MODE", EmailMode.KEEP.value),
+        help="what is kept of an e-mail address: keep, hash (daily key) or drop "
+        "(env FOOTFALL_EMAIL_MODE, default keep)",
+    )
+
+
+def _float_env(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigurationError(f"invalid {name}={value!r}: expected a number") from None
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -178,18 +262,69 @@ def _settings(args: argparse.Namespace) -> Settings:
 
     proxies = args.trusted_proxy
     if proxies is None:
-        proxies = [p for p in os.environ.get("FOOTFALL_TRUSTED_PROXIES", "").split(",") if p]
+        proxies = _env_list("FOOTFALL_TRUSTED_PROXIES")
     if args.port is not None and not 0 < args.port < 65536:
         raise ConfigurationError(f"invalid --port {args.port}: expected a port from 1 to 65535")
     if args.max_backlog < 1:
         raise ConfigurationError(f"invalid --max-backlog {args.max_backlog}: must be 1 or more")
+    if not args.rate_limit >= 0:
+        raise ConfigurationError(
+            f"invalid --rate-limit {args.rate_limit:g}: use visits per second, or 0 for no limit"
+        )
+    if args.rate_burst < 1:
+        raise ConfigurationError(f"invalid --rate-burst {args.rate_burst}: must be 1 or more")
+    if args.ip_mode not in IpMode.__members__.values():
+        raise ConfigurationError(
+            f"invalid FOOTFALL_IP_MODE={args.ip_mode!r}: use full, truncated or hashed"
+        )
+    if args.email_mode not in EmailMode.__members__.values():
+        raise ConfigurationError(
+            f"invalid FOOTFALL_EMAIL_MODE={args.email_mode!r}: use keep, hash or drop"
+        )
+    sites = (
+        args.allowed_site if args.allowed_site is not None else _env_list("FOOTFALL_ALLOWED_SITES")
+    )
+    origins = (
+        args.allowed_origin
+        if args.allowed_origin is not None
+        else _env_list("FOOTFALL_ALLOWED_ORIGINS")
+    )
     return Settings(
         **common,
         host=args.host,
         port=args.port if args.port is not None else _port_from_environment(),
         trusted_proxies=parse_trusted_proxies(proxies),
         max_backlog=args.max_backlog,
+        ip_mode=IpMode(args.ip_mode),
+        email_mode=EmailMode(args.email_mode),
+        rate_limit_per_s=args.rate_limit,
+        rate_burst=args.rate_burst,
+        allowed_sites=tuple(_checked_sites(sites)),
+        allowed_origins=tuple(_checked_origins(origins)),
+        respect_dnt=args.respect_dnt,
+        keep_bots=args.keep_bots,
     )
+
+
+def _checked_sites(sites: list[str]) -> list[str]:
+    for site in sites:
+        if not SITE_PATTERN.fullmatch(site):
+            raise ConfigurationError(
+                f"invalid --allowed-site {site!r}: use the site name the tracker sends "
+                "(letters, digits, '.', '_' or '-')"
+            )
+    return sites
+
+
+def _checked_origins(origins: list[str]) -> list[str]:
+    for origin in origins:
+        parsed = urllib.parse.urlsplit(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path.strip("/"):
+            raise ConfigurationError(
+                f"invalid --allowed-origin {origin!r}: use scheme and host such as "
+                "https://example.com (with :port when it is not the default)"
+            )
+    return origins
 
 
 def _port_from_environment() -> int:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from footfall.errors import ConfigurationError
 from footfall.ingest.client_ip import IPNetwork
+from footfall.ingest.guards import DEFAULT_BURST, DEFAULT_RATE_PER_S
 from footfall.log.base import STATS_GROUP, STORE_GROUP
+from footfall.privacy import EmailMode, IpMode
 
 DEFAULT_DB_PATH = Path("footfall.db")
 DEFAULT_HOST = "127.0.0.1"
@@ -38,6 +40,16 @@ class Settings:
     max_backlog: int = DEFAULT_MAX_BACKLOG
     groups: tuple[str, ...] = (STATS_GROUP, STORE_GROUP)
     consumer_name: str | None = None
+    ip_mode: IpMode = IpMode.FULL
+    email_mode: EmailMode = EmailMode.KEEP
+    rate_limit_per_s: float = DEFAULT_RATE_PER_S
+    """Visits per second per client IP after the burst; 0 turns the rate limit off."""
+    rate_burst: int = DEFAULT_BURST
+    allowed_sites: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    respect_dnt: bool = False
+    keep_bots: bool = False
+    retention_days: int | None = None
 
     @property
     def distributed(self) -> bool:

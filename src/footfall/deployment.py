@@ -9,6 +9,7 @@ import logging
 import os
 import socket
 import sqlite3
+from collections import Counter
 from typing import Any
 
 from footfall.backends import redis_keys as keys
@@ -36,6 +37,7 @@ from footfall.metrics import (
     lag_seconds,
     redis_fields,
 )
+from footfall.privacy import RedisHashKeys, SqliteHashKeys
 from footfall.stats.redis import RedisStatsStore
 from footfall.stats.sqlite import SqliteStatsStore
 from footfall.store.postgres import PostgresEventStore
@@ -85,7 +87,9 @@ class EmbeddedDeployment:
         self.description = f"SQLite database {settings.db_path.resolve()}"
         self._tasks: list[asyncio.Task[None]] = []
         self._accepted_total = 0
-        self._rejected_total: dict[str, int] = {}
+        self._rejected_total: Counter[str] = Counter()
+        self._ignored_total: Counter[str] = Counter()
+        self.hash_keys = SqliteHashKeys(self.database)
 
     async def start_api(self) -> None:
         self.log.start()
@@ -98,10 +102,10 @@ class EmbeddedDeployment:
         return None
 
     async def metrics_snapshot(self) -> Snapshot:
-        accepted, rejected = self.counters.take()
+        accepted, rejected, ignored = self.counters.take()
         self._accepted_total += accepted
-        for reason, count in rejected.items():
-            self._rejected_total[reason] = self._rejected_total.get(reason, 0) + count
+        self._rejected_total.update(rejected)
+        self._ignored_total.update(ignored)
         backlog, oldest_ms = await asyncio.to_thread(self._stats_backlog)
         histogram = BatchHistogram()
         for consumer in self.consumers:
@@ -111,6 +115,7 @@ class EmbeddedDeployment:
             dict(self._rejected_total),
             {STATS_GROUP: GroupFacts(backlog, 0, lag_seconds(oldest_ms))},
             {STATS_GROUP: histogram},
+            dict(self._ignored_total),
         )
 
     async def close(self) -> None:
@@ -150,6 +155,7 @@ class DistributedDeployment:
         self.client: Any = connect(settings.redis_url)
         self.log = RedisEventLog(self.client, StreamPolicy(max_backlog=settings.max_backlog))
         self.stats = RedisStatsStore(self.client)
+        self.hash_keys = RedisHashKeys(self.client, keys.HASH_KEYS)
         self.store: PostgresEventStore
         self.counters = IngestCounters()
         self.consumers: list[BatchConsumer] = []
@@ -215,12 +221,11 @@ class DistributedDeployment:
                 lag_seconds(oldest_ms),
                 fields.get(f"dead_lettered:{group}", 0),
             )
-        rejected = {
-            name.split(":", 1)[1]: value
-            for name, value in fields.items()
-            if name.startswith("rejected:")
-        }
-        return Snapshot(fields.get("accepted", 0), rejected, facts, histograms_from_redis(fields))
+        rejected = _by_reason(fields, "rejected:")
+        ignored = _by_reason(fields, "ignored:")
+        return Snapshot(
+            fields.get("accepted", 0), rejected, facts, histograms_from_redis(fields), ignored
+        )
 
     async def close(self) -> None:
         for consumer in self.consumers:
@@ -298,6 +303,10 @@ class DistributedDeployment:
     async def _oldest_unacked_ms(self, group: str, info: dict[str, Any]) -> int | None:
         oldest = await self.log.oldest_unacked_id(group, info["last_delivered_id"])
         return parse_stream_id(oldest)[0] if oldest is not None else None
+
+
+def _by_reason(fields: dict[str, int], prefix: str) -> dict[str, int]:
+    return {name[len(prefix) :]: value for name, value in fields.items() if name.startswith(prefix)}
 
 
 Deployment = EmbeddedDeployment | DistributedDeployment

@@ -21,28 +21,32 @@ from prometheus_client.core import (
 )
 
 from footfall.consumers.loop import BATCH_SIZE_BUCKETS, BatchConsumer, ConsumerMetrics
+from footfall.ingest.guards import IGNORE_REASONS
 
 REJECT_REASONS = (
     "unsupported_media_type",
     "too_large",
     "invalid_json",
     "invalid_fields",
+    "rate_limited",
+    "forbidden_site",
     "unavailable",
 )
 
 
 @dataclass
 class IngestCounters:
-    """Visits accepted and rejected (by reason) by this process since the last flush."""
+    """Visits accepted, rejected and ignored (by reason) by this process since the last flush."""
 
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    ignored: Counter[str] = field(default_factory=Counter)
 
-    def take(self) -> tuple[int, Counter[str]]:
+    def take(self) -> tuple[int, Counter[str], Counter[str]]:
         """Return the counts and reset them to zero."""
-        accepted, rejected = self.accepted, self.rejected
-        self.accepted, self.rejected = 0, Counter()
-        return accepted, rejected
+        taken = self.accepted, self.rejected, self.ignored
+        self.accepted, self.rejected, self.ignored = 0, Counter(), Counter()
+        return taken
 
 
 @dataclass
@@ -76,6 +80,7 @@ class Snapshot:
     rejected: dict[str, int]
     groups: dict[str, GroupFacts]
     batches: dict[str, BatchHistogram]
+    ignored: dict[str, int] = field(default_factory=dict)
 
 
 class _SnapshotCollector:
@@ -93,6 +98,14 @@ class _SnapshotCollector:
         for reason in REJECT_REASONS:
             rejected.add_metric([reason], snapshot.rejected.get(reason, 0))
         yield rejected
+        ignored = CounterMetricFamily(
+            "footfall_events_ignored",
+            "Visits answered with 202 but not stored (bots, Do Not Track), by reason.",
+            labels=["reason"],
+        )
+        for reason in IGNORE_REASONS:
+            ignored.add_metric([reason], snapshot.ignored.get(reason, 0))
+        yield ignored
 
         yield from _group_gauges(snapshot.groups)
 
@@ -158,10 +171,12 @@ def lag_seconds(oldest_ms: int | None, now_ms: int | None = None) -> float:
 
 def redis_fields(counters: IngestCounters, consumers: Iterable[BatchConsumer]) -> dict[str, int]:
     """Return the metrics-hash increments for this process's counters, and reset them."""
-    accepted, rejected = counters.take()
+    accepted, rejected, ignored = counters.take()
     fields: dict[str, int] = {"accepted": accepted}
     for reason, count in rejected.items():
         fields[f"rejected:{reason}"] = count
+    for reason, count in ignored.items():
+        fields[f"ignored:{reason}"] = count
     for consumer in consumers:
         delta = consumer.metrics.take_delta()
         for bound, count in delta.batch_sizes.items():

@@ -18,9 +18,12 @@ from footfall.config import Settings
 from footfall.dashboard import mount_dashboard
 from footfall.deployment import Deployment, create_deployment
 from footfall.errors import BackendUnavailable, InvalidInput
+from footfall.ingest.admission import Admission, IngestPolicy
 from footfall.ingest.client_ip import ClientIpResolver
 from footfall.ingest.endpoint import IngestEndpoint, Receive, Scope, Send
+from footfall.ingest.guards import BotFilter, RateLimiter, SiteFilter
 from footfall.metrics import render
+from footfall.privacy import Pseudonymizer
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +53,7 @@ class FootfallApp:
 def create_app(settings: Settings) -> FootfallApp:
     """Build the app and its deployment; backends start and stop with the ASGI lifespan."""
     deployment = create_deployment(settings)
-    resolver = ClientIpResolver(settings.trusted_proxies)
-    ingest = IngestEndpoint(deployment.log, resolver, deployment.counters)
+    ingest = IngestEndpoint(create_admission(settings, deployment))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -80,6 +82,27 @@ def create_app(settings: Settings) -> FootfallApp:
     _add_error_handlers(api)
     add_ingest_to_openapi(api, INGEST_PATH)
     return FootfallApp(ingest, api, deployment)
+
+
+def create_admission(settings: Settings, deployment: Deployment) -> Admission:
+    """Build the one admission path that every collector endpoint hands its visits to."""
+    limiter = None
+    if settings.rate_limit_per_s > 0:
+        limiter = RateLimiter(settings.rate_limit_per_s, settings.rate_burst)
+    policy = IngestPolicy(
+        rate_limiter=limiter,
+        bots=None if settings.keep_bots else BotFilter(),
+        sites=SiteFilter(settings.allowed_sites, settings.allowed_origins),
+        respect_dnt=settings.respect_dnt,
+    )
+    pseudonymizer = Pseudonymizer(settings.ip_mode, settings.email_mode, deployment.hash_keys)
+    return Admission(
+        deployment.log,
+        ClientIpResolver(settings.trusted_proxies),
+        deployment.counters,
+        pseudonymizer,
+        policy,
+    )
 
 
 def _add_metrics_route(api: FastAPI, deployment: Deployment) -> None:

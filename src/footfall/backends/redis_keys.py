@@ -12,6 +12,9 @@ Redis Cluster keeps them on one shard:
 - `footfall:{log}:metrics` (hash): counters that API and worker processes add to.
 - `footfall:{log}:rebuild` (string): exists while `footfall stats rebuild` runs. The stats
   script then applies nothing and the stats workers wait.
+- `footfall:privacy:hash_keys` (hash): field = day number since the Unix epoch (UTC),
+  value = that day's random key for `--ip-mode hashed` and `--email-mode hash`. Keys two
+  days old are deleted (see `footfall.privacy`).
 - `footfall:stats:sites` (set): every site that has stats.
 - `footfall:stats:{<site>}:visitors` (sorted set): member = visitor IP, score = minus its
   visit count, so ZRANGE lists the most visits first and ties by IP ascending.
@@ -49,6 +52,7 @@ DEAD_LETTER_STREAM = f"{PREFIX}:{{log}}:dead"
 METRICS = f"{PREFIX}:{{log}}:metrics"
 REBUILD_FLAG = f"{PREFIX}:{{log}}:rebuild"
 SITES = f"{PREFIX}:stats:sites"
+HASH_KEYS = f"{PREFIX}:privacy:hash_keys"
 
 
 def seen_event(event_id: str) -> str:

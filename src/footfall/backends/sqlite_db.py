@@ -68,6 +68,12 @@ CREATE TABLE IF NOT EXISTS latest_visits (
 CREATE INDEX IF NOT EXISTS latest_visits_by_time
     ON latest_visits (site, received_at_ms DESC, id DESC);
 
+-- The daily keys of --ip-mode hashed and --email-mode hash (see footfall.privacy).
+CREATE TABLE IF NOT EXISTS hash_keys (
+    period INTEGER PRIMARY KEY,
+    key BLOB NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS site_totals (
     site TEXT PRIMARY KEY,
     visits INTEGER NOT NULL,
