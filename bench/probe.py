@@ -24,6 +24,8 @@ import httpx
 
 from footfall.model import LATEST_VISITS_CAPACITY
 
+from harness import BROWSER_HEADERS
+
 PROBE_SITE = "probe"
 REQUEST_TIMEOUT_S = 10.0
 
@@ -118,7 +120,7 @@ class VisibilityProbe:
     def _send_loop(self) -> None:
         started = time.perf_counter()
         urls = itertools.cycle(self._base_urls)
-        with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
+        with httpx.Client(timeout=REQUEST_TIMEOUT_S, headers=BROWSER_HEADERS) as client:
             for number in itertools.count():
                 # Sends keep a fixed schedule, so a slow 202 delays only its own probe.
                 pause_s = started + number * self._interval_s - time.perf_counter()
