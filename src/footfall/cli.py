@@ -1,4 +1,4 @@
-"""The `footfall` command: `serve`, `worker`, `db migrate` and `stats rebuild`."""
+"""The `footfall` command: `serve`, `worker`, `db migrate`, `stats rebuild` and `token`."""
 
 from __future__ import annotations
 
@@ -46,6 +46,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "stats" and args.stats_command == "rebuild":
             return asyncio.run(_rebuild(settings))
+        if args.command == "token":
+            from footfall.token_commands import run_token_command
+
+            return asyncio.run(run_token_command(settings, args))
     except FootfallError as error:
         print(f"footfall: {error}", file=sys.stderr)
         return 2
@@ -102,6 +106,29 @@ def _parser() -> argparse.ArgumentParser:
         f"(env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
     )
 
+    serve.add_argument(
+        "--public-dashboard",
+        action="store_true",
+        default=_env_flag("FOOTFALL_PUBLIC_DASHBOARD"),
+        help="let anyone read the dashboard and the read endpoints without credentials; "
+        "they then see IPs, e-mail addresses and coordinates masked "
+        "(env FOOTFALL_PUBLIC_DASHBOARD=1, default off)",
+    )
+    serve.add_argument(
+        "--public-metrics",
+        action="store_true",
+        default=_env_flag("FOOTFALL_PUBLIC_METRICS"),
+        help="serve /metrics without credentials (env FOOTFALL_PUBLIC_METRICS=1, default off: "
+        "a scraper sends 'Authorization: Bearer <token>')",
+    )
+    serve.add_argument(
+        "--secure-cookies",
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag("FOOTFALL_SECURE_COOKIES", None),
+        help="mark the dashboard session cookie Secure, so browsers send it over https only "
+        "(env FOOTFALL_SECURE_COOKIES=1 or 0; default on unless --host is a loopback address)",
+    )
+
     worker = commands.add_parser(
         "worker",
         help="run the stats and store consumers (distributed deployment)",
@@ -132,7 +159,23 @@ def _parser() -> argparse.ArgumentParser:
     _add_backend_options(
         stats_commands.add_parser("rebuild", help="recompute all stats from the stored events")
     )
+
+    from footfall.token_commands import add_token_parser
+
+    add_token_parser(commands, _add_backend_options)
     return parser
+
+
+def _env_flag(name: str, default: bool | None = False) -> bool | None:
+    """Read a yes/no environment variable: 1, true, yes, on or 0, false, no, off."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"invalid {name}={value!r}: expected 1 or 0 (or true or false)")
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -189,6 +232,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=args.port if args.port is not None else _port_from_environment(),
         trusted_proxies=parse_trusted_proxies(proxies),
         max_backlog=args.max_backlog,
+        public_dashboard=args.public_dashboard,
+        public_metrics=args.public_metrics,
+        secure_cookies=args.secure_cookies,
     )
 
 

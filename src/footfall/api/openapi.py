@@ -36,6 +36,7 @@ def add_ingest_to_openapi(api: FastAPI, path: str) -> None:
                 f"only once it is durable. Bodies over {MAX_BODY_BYTES} bytes get 413."
             ),
             "operationId": "record_visit",
+            "security": [],
             "requestBody": {
                 "required": True,
                 "content": {
@@ -46,9 +47,18 @@ def add_ingest_to_openapi(api: FastAPI, path: str) -> None:
             "responses": {
                 "202": {"description": "Stored durably", **_ref("Accepted")},
                 "400": {"description": "Malformed JSON", **_ref("ErrorDetail")},
+                "403": {
+                    "description": "The site or origin is not in the allowed list",
+                    **_ref("ErrorDetail"),
+                },
                 "413": {"description": "Body too large", **_ref("ErrorDetail")},
                 "415": {"description": "Unsupported content type", **_ref("ErrorDetail")},
                 "422": {"description": "Invalid fields", **_ref("ValidationErrors")},
+                "429": {
+                    "description": "Too many visits from this client; retry after Retry-After",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                    **_ref("ErrorDetail"),
+                },
                 "503": {"description": "Log unavailable, retry later", **_ref("ErrorDetail")},
             },
         }
