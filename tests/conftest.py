@@ -64,5 +64,6 @@ def proxied_server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+    """An httpx client for `server` that sends the server's admin token."""
+    with server.client() as http:
         yield http

@@ -1,0 +1,58 @@
+"""API tokens for tests: one shared way to give a test server a token and send it.
+
+`ServerProcess` calls `provision_admin_token` before its first start, so every server the
+fixtures start already has an admin token (and so prints no first-run link). Tests send it
+with `server.client()` or `server.auth_headers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from footfall.backends.redis_client import connect
+from footfall.backends.sqlite_db import SqliteDatabase
+from footfall.credentials.base import Role
+from footfall.credentials.redis import RedisCredentialStore
+from footfall.credentials.sqlite import SqliteCredentialStore
+
+
+def option_value(args: Sequence[str], name: str) -> str | None:
+    """Return the value of `--name VALUE` or `--name=VALUE` in a command line, or None."""
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(f"{name}="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def create_token(
+    db_path: Path, server_args: Sequence[str], role: Role = Role.ADMIN, name: str = "tests"
+) -> str:
+    """Create a token in the store that `footfall serve --db db_path *server_args` uses."""
+    redis_url = option_value(server_args, "--redis-url")
+
+    async def create() -> str:
+        if redis_url:
+            client = connect(redis_url)
+            try:
+                return (await RedisCredentialStore(client).create_token(name, role)).token
+            finally:
+                await client.aclose()
+        database = SqliteDatabase(db_path)
+        try:
+            return (await SqliteCredentialStore(database).create_token(name, role)).token
+        finally:
+            database.close()
+
+    return asyncio.run(create())
+
+
+def provision_admin_token(db_path: Path, server_args: Sequence[str]) -> str:
+    return create_token(db_path, server_args, Role.ADMIN, "tests admin")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
