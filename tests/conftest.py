@@ -14,7 +14,8 @@ import uuid
 # the servers and workers it starts, carries this prefix.
 os.environ.setdefault("FOOTFALL_REDIS_PREFIX", f"footfall-test-{uuid.uuid4().hex[:8]}")
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -31,15 +32,21 @@ def deployment(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def start_stack(tmp_path: Path, deployment: str, extra_args: list[str]) -> Iterator[ServerProcess]:
+def start_stack(
+    tmp_path: Path, deployment: str, extra_args: list[str], *, provision_token: bool = True
+) -> Iterator[ServerProcess]:
     if deployment == "embedded":
-        process = ServerProcess(tmp_path / "footfall.db", extra_args).start()
+        process = ServerProcess(
+            tmp_path / "footfall.db", extra_args, provision_token=provision_token
+        ).start()
         yield process
         process.stop()
         return
 
     with fresh_distributed_backends() as urls:
-        process = ServerProcess(tmp_path / "footfall.db", [*urls.args(), *extra_args])
+        process = ServerProcess(
+            tmp_path / "footfall.db", [*urls.args(), *extra_args], provision_token=provision_token
+        )
         worker = WorkerProcess(urls.args(), tmp_path / "worker.log", "worker-1").start()
         process.workers.append(worker)
         try:
@@ -60,6 +67,36 @@ def server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
 def proxied_server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
     """A footfall server that trusts proxy headers from 127.0.0.0/8, on each deployment."""
     yield from start_stack(tmp_path, deployment, ["--trusted-proxy", "127.0.0.0/8"])
+
+
+StartServer = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, deployment: str) -> Iterator[StartServer]:
+    """Start servers with extra `serve` flags, on each deployment, stopped after the test.
+
+    `start_server(["--public-dashboard"])` returns a started ServerProcess with its own
+    backends; `provision_token=False` starts it with no token, as a first run. Start one
+    server per test: distributed backends are emptied when the next one starts.
+    """
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(extra_args: Sequence[str] = (), *, provision_token: bool = True) -> ServerProcess:
+            nonlocal count
+            count += 1
+            directory = tmp_path / f"server-{count}"
+            directory.mkdir()
+            stack_context = contextlib.contextmanager(start_stack)
+            server: ServerProcess = stack.enter_context(
+                stack_context(
+                    directory, deployment, list(extra_args), provision_token=provision_token
+                )
+            )
+            return server
+
+        yield start
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ with `server.client()` or `server.auth_headers`.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,3 +58,26 @@ def provision_admin_token(db_path: Path, server_args: Sequence[str]) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"authorization": f"Bearer {token}"}
+
+
+def backend_args(db_path: Path, server_args: Sequence[str]) -> list[str]:
+    """Return the `--db`, `--redis-url` and `--database-url` options of a server's command."""
+    args = ["--db", str(db_path)]
+    for name in ("--redis-url", "--database-url"):
+        value = option_value(server_args, name)
+        if value:
+            args += [name, value]
+    return args
+
+
+def run_token_command(
+    db_path: Path, server_args: Sequence[str], *command: str
+) -> subprocess.CompletedProcess[str]:
+    """Run `footfall token COMMAND...` against a server's store, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "footfall", "token", *command, *backend_args(db_path, server_args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from support.auth import bearer, provision_admin_token
+from support.auth import bearer, provision_admin_token, run_token_command
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -100,6 +100,10 @@ class ServerProcess(FootfallProcess):
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def token_command(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """Run `footfall token COMMAND...` against this server's store."""
+        return run_token_command(self.db_path, self.extra_args, *command)
 
     def start(self) -> ServerProcess:
         if self.token is None and self.provision_token:
