@@ -15,12 +15,12 @@ import uuid
 os.environ.setdefault("FOOTFALL_REDIS_PREFIX", f"footfall-test-{uuid.uuid4().hex[:8]}")
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
-from support.server import ServerProcess, WorkerProcess
+from support.server import ServerProcess, StartServer, WorkerProcess
 from support.services import fresh_distributed_backends
 
 DEPLOYMENTS = ["embedded", "distributed"]
@@ -67,9 +67,6 @@ def server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
 def proxied_server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
     """A footfall server that trusts proxy headers from 127.0.0.0/8, on each deployment."""
     yield from start_stack(tmp_path, deployment, ["--trusted-proxy", "127.0.0.0/8"])
-
-
-StartServer = Callable[..., ServerProcess]
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import StartServer
 from support.auth import bearer
-from support.server import ServerProcess
+from support.server import ServerProcess, StartServer
 
 READ_PATHS = ["/api/stats", "/api/events", "/metrics", "/api/tokens"]
 PUBLIC_PATHS = ["/healthz", "/openapi.json", "/tracker.js", "/login", "/static/app.js"]
@@ -242,7 +241,7 @@ def test_security_headers(server: ServerProcess) -> None:
             assert "frame-ancestors 'none'" in headers["content-security-policy"], path
             assert headers["x-content-type-options"] == "nosniff", path
             assert headers["x-frame-options"] == "DENY", path
-            assert headers["referrer-policy"] == "no-referrer", path
+            assert headers["referrer-policy"] == "same-origin", path
 
 
 def test_ingest_keeps_its_cors_answer(server: ServerProcess) -> None:

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import StartServer
 from support.auth import bearer
-from support.server import ServerProcess
+from support.server import ServerProcess, StartServer
 from support.services import fresh_distributed_backends
 
 TOKEN_LINE = re.compile(r"^ {4}(ff\.[0-9a-f]+\.[A-Za-z0-9_-]+)$", re.MULTILINE)

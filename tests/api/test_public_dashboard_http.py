@@ -6,8 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import StartServer
-from support.server import ServerProcess, wait_for
+from support.server import ServerProcess, StartServer, wait_for
 
 VISITORS = [
     ("203.0.113.77", "jane.doe@example.com", 52.520008, 13.404954),

@@ -8,6 +8,7 @@ with `server.client()` or `server.auth_headers`.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -49,7 +50,10 @@ def create_token(
         finally:
             database.close()
 
-    return asyncio.run(create())
+    # A thread of its own, because Playwright's sync API keeps an event loop running in
+    # the test's thread, where asyncio.run() is not allowed.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, create()).result()
 
 
 def provision_admin_token(db_path: Path, server_args: Sequence[str]) -> str:

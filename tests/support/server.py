@@ -144,6 +144,10 @@ class ServerProcess(FootfallProcess):
         raise RuntimeError(f"footfall serve not ready in {STARTUP_TIMEOUT_S} s:\n{self.log_text()}")
 
 
+StartServer = Callable[..., ServerProcess]
+"""The `start_server` fixture: start a server with extra `serve` flags (see conftest.py)."""
+
+
 def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, interval_s: float = 0.05) -> T:
     """Call `probe` until it returns something other than None or False, and return that."""
     deadline = time.monotonic() + timeout_s

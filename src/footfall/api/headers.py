@@ -26,9 +26,10 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    # no-referrer keeps the one-time login link and the dashboard's site out of the Referer
-    # header of any link a visit's URL or referrer column leads to.
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin keeps the dashboard's URLs out of the Referer header of links to other
+    # sites. no-referrer would be stricter, but Chromium then sends `Origin: null` with the
+    # login form's same-origin POST, which the cross-site check must reject.
+    (b"referrer-policy", b"same-origin"),
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
