@@ -22,6 +22,7 @@ def add_ingest_to_openapi(api: FastAPI, path: str) -> None:
         if api.openapi_schema:
             return api.openapi_schema
         document = get_openapi(title=api.title, version=api.version, routes=api.routes)
+        _drop_unused_validation_responses(document)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for model in (VisitBody, Accepted, ValidationErrors, ErrorDetail):
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -66,3 +67,14 @@ def add_ingest_to_openapi(api: FastAPI, path: str) -> None:
         return document
 
     api.openapi = openapi  # type: ignore[method-assign]
+
+
+def _drop_unused_validation_responses(document: dict[str, Any]) -> None:
+    """Remove the 422 FastAPI documents for every route: footfall answers invalid query
+    parameters with 400 instead (see the error handlers in api/app.py)."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
