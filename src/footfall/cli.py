@@ -1,4 +1,4 @@
-"""The `footfall` command: `serve`, `worker`, `db migrate` and `stats rebuild`."""
+"""The `footfall` command: `serve`, `worker`, `db migrate`, `stats rebuild` and `token`."""
 
 from __future__ import annotations
 
@@ -50,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "stats" and args.stats_command == "rebuild":
             return asyncio.run(_rebuild(settings))
+        if args.command == "token":
+            from footfall.token_commands import run_token_command
+
+            return asyncio.run(run_token_command(settings, args))
     except FootfallError as error:
         print(f"footfall: {error}", file=sys.stderr)
         return 2
@@ -106,6 +110,28 @@ def _parser() -> argparse.ArgumentParser:
         f"(env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
     )
 
+    serve.add_argument(
+        "--public-dashboard",
+        action="store_true",
+        default=_env_flag("FOOTFALL_PUBLIC_DASHBOARD"),
+        help="let anyone read the dashboard and the read endpoints without credentials; "
+        "they then see IPs, e-mail addresses and coordinates masked "
+        "(env FOOTFALL_PUBLIC_DASHBOARD=1, default off)",
+    )
+    serve.add_argument(
+        "--public-metrics",
+        action="store_true",
+        default=_env_flag("FOOTFALL_PUBLIC_METRICS"),
+        help="serve /metrics without credentials (env FOOTFALL_PUBLIC_METRICS=1, default off: "
+        "a scraper sends 'Authorization: Bearer <token>')",
+    )
+    serve.add_argument(
+        "--secure-cookies",
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag("FOOTFALL_SECURE_COOKIES", None),
+        help="mark the dashboard session cookie Secure, so browsers send it over https only "
+        "(env FOOTFALL_SECURE_COOKIES=1 or 0; default on unless --host is a loopback address)",
+    )
     _add_guard_options(serve)
 
     worker = commands.add_parser(
@@ -138,6 +164,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_backend_options(
         stats_commands.add_parser("rebuild", help="recompute all stats from the stored events")
     )
+
+    from footfall.token_commands import add_token_parser
+
+    add_token_parser(commands, _add_backend_options)
     return parser
 
 
@@ -178,14 +208,14 @@ def _add_guard_options(serve: argparse.ArgumentParser) -> None:
     guards.add_argument(
         "--keep-bots",
         action="store_true",
-        default=os.environ.get("FOOTFALL_KEEP_BOTS", "") in ("1", "true", "yes"),
+        default=_env_flag("FOOTFALL_KEEP_BOTS"),
         help="store and count visits from crawlers, headless browsers and scripts too; by "
         "default they get 202 and are dropped (env FOOTFALL_KEEP_BOTS=1)",
     )
     guards.add_argument(
         "--respect-dnt",
         action="store_true",
-        default=os.environ.get("FOOTFALL_RESPECT_DNT", "") in ("1", "true", "yes"),
+        default=_env_flag("FOOTFALL_RESPECT_DNT"),
         help="answer visits with DNT: 1 or Sec-GPC: 1 with 202 but do not store them "
         "(env FOOTFALL_RESPECT_DNT=1)",
     )
@@ -217,6 +247,18 @@ def _float_env(name: str, default: float) -> float:
 
 def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _env_flag(name: str, default: bool | None = False) -> bool | None:
+    """Read a yes/no environment variable: 1, true, yes, on or 0, false, no, off."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"invalid {name}={value!r}: expected 1 or 0 (or true or false)")
 
 
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
@@ -303,6 +345,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         allowed_origins=tuple(_checked_origins(origins)),
         respect_dnt=args.respect_dnt,
         keep_bots=args.keep_bots,
+        public_dashboard=args.public_dashboard,
+        public_metrics=args.public_metrics,
+        secure_cookies=args.secure_cookies,
     )
 
 

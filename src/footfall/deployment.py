@@ -24,6 +24,8 @@ from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.config import Settings
 from footfall.consumers.groups import stats_consumer, store_consumer
 from footfall.consumers.loop import BatchConsumer, BatchPolicy
+from footfall.credentials.redis import RedisCredentialStore
+from footfall.credentials.sqlite import SqliteCredentialStore
 from footfall.errors import BackendUnavailable, ConfigurationError
 from footfall.log.base import STATS_GROUP, STORE_GROUP
 from footfall.log.redis import RedisEventLog, StreamPolicy
@@ -78,6 +80,7 @@ class EmbeddedDeployment:
         self.log = SqliteEventLog(self.database)
         self.store = SqliteEventStore(self.database)
         self.stats = SqliteStatsStore(self.database)
+        self.credentials = SqliteCredentialStore(self.database)
         self.counters = IngestCounters()
         # The consumer shares the process and SQLite's write lock with ingest, so it waits
         # a little between batches to apply fewer, larger ones.
@@ -156,6 +159,7 @@ class DistributedDeployment:
         self.log = RedisEventLog(self.client, StreamPolicy(max_backlog=settings.max_backlog))
         self.stats = RedisStatsStore(self.client)
         self.hash_keys = RedisHashKeys(self.client, keys.HASH_KEYS)
+        self.credentials = RedisCredentialStore(self.client)
         self.store: PostgresEventStore
         self.counters = IngestCounters()
         self.consumers: list[BatchConsumer] = []

@@ -30,9 +30,7 @@ def guarded(
     marker = request.node.get_closest_marker("args")
     args = list(marker.args[0]) if marker else []
     for server in start_stack(tmp_path, deployment, args):
-        with httpx.Client(
-            base_url=server.base_url, timeout=10, headers={"user-agent": BROWSER_UA}
-        ) as http:
+        with server.client(headers={"user-agent": BROWSER_UA}) as http:
             yield http
 
 
@@ -155,7 +153,7 @@ def test_privacy_modes_match_recount(
     ]
     server: ServerProcess
     for server in start_stack(tmp_path, deployment, args):
-        with httpx.Client(base_url=server.base_url, timeout=10) as http:
+        with server.client() as http:
             for ip, email, count in visitors:
                 for _ in range(count):
                     body = {**VISIT, "email": email} if email else VISIT

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
+from footfall.credentials.base import TokenRecord
 from footfall.ingest.validation import MAX_EMAIL_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
 from footfall.model import SiteStats, Visit, VisitorCount, iso_from_ms
 
@@ -116,3 +119,24 @@ class EventPageOut(BaseModel):
 
     events: list[VisitOut]
     next_cursor: str | None
+
+
+class TokenOut(BaseModel):
+    """An API token as an admin sees it: never its secret, nor the hash of the secret."""
+
+    id: str
+    name: str
+    role: Literal["admin", "read"]
+    created_at: str
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, record: TokenRecord) -> TokenOut:
+        revoked = record.revoked_at_ms
+        return cls(
+            id=record.id,
+            name=record.name,
+            role=record.role.value,
+            created_at=iso_from_ms(record.created_at_ms),
+            revoked_at=iso_from_ms(revoked) if revoked is not None else None,
+        )
