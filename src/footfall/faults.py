@@ -16,6 +16,8 @@ CRASH_POINTS = (
     "stats.after_apply",
     "store.before_commit",
     "store.after_commit",
+    "maintenance.after_delete",
+    "maintenance.before_rebuild",
 )
 
 
