@@ -1,4 +1,5 @@
-"""The `footfall` command: `serve`, `worker`, `db migrate` and `stats rebuild`."""
+"""The `footfall` command: `serve`, `worker`, `db migrate`, `stats rebuild`, `retention run`
+and `erase`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import sys
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from footfall import __version__
 from footfall.config import (
@@ -22,11 +24,12 @@ from footfall.config import (
     DEFAULT_PORT,
     Settings,
 )
-from footfall.errors import ConfigurationError, FootfallError
+from footfall.errors import ConfigurationError, FootfallError, InvalidInput
 from footfall.ingest.client_ip import parse_trusted_proxies
 from footfall.ingest.guards import DEFAULT_BURST, DEFAULT_RATE_PER_S
 from footfall.ingest.validation import SITE_PATTERN
 from footfall.log.base import STATS_GROUP, STORE_GROUP
+from footfall.maintenance import MAX_RETENTION_DAYS, canonical_erasure_ip, checked_erasure_email
 from footfall.privacy import EmailMode, IpMode
 
 logger = logging.getLogger("footfall")
@@ -50,6 +53,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "stats" and args.stats_command == "rebuild":
             return asyncio.run(_rebuild(settings))
+        if args.command == "retention" and args.retention_command == "run":
+            return asyncio.run(_retention_run(settings))
+        if args.command == "erase":
+            ip, email = _erasure_target(args)
+            return asyncio.run(_erase(settings, ip, email))
     except FootfallError as error:
         print(f"footfall: {error}", file=sys.stderr)
         return 2
@@ -107,6 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     _add_guard_options(serve)
+    _add_retention_option(serve)
 
     worker = commands.add_parser(
         "worker",
@@ -126,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("FOOTFALL_CONSUMER_NAME"),
         help="this worker's name in its groups (env FOOTFALL_CONSUMER_NAME, default host-pid)",
     )
+    _add_retention_option(worker)
 
     database = commands.add_parser("db", help="manage the PostgreSQL schema")
     database_commands = database.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
@@ -138,7 +148,43 @@ def _parser() -> argparse.ArgumentParser:
     _add_backend_options(
         stats_commands.add_parser("rebuild", help="recompute all stats from the stored events")
     )
+
+    retention = commands.add_parser("retention", help="delete old events")
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", metavar="COMMAND", required=True
+    )
+    retention_run = retention_commands.add_parser(
+        "run",
+        help="delete events older than --retention-days once, then recount the stats",
+        description="Run one retention pass now, as serve (embedded) or worker (distributed) "
+        "do every hour when --retention-days is set.",
+    )
+    _add_backend_options(retention_run)
+    _add_retention_option(retention_run)
+
+    erase = commands.add_parser(
+        "erase",
+        help="delete one visitor's visits everywhere footfall keeps them",
+        description="Delete every visit of one visitor from the event store, the stats and the "
+        "visits still waiting in the event log, under every form the IP and e-mail modes "
+        "store them (full, truncated, hashed). Give --ip, --email or both. Repeating it is "
+        "harmless.",
+    )
+    _add_backend_options(erase)
+    erase.add_argument("--ip", metavar="ADDR", help="the visitor's IPv4 or IPv6 address")
+    erase.add_argument("--email", metavar="ADDR", help="the visitor's e-mail address")
     return parser
+
+
+def _add_retention_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retention-days",
+        default=os.environ.get("FOOTFALL_RETENTION_DAYS"),
+        metavar="N",
+        help="delete events older than N days, at start-up and every hour (embedded: in "
+        "serve; distributed: in the workers) (env FOOTFALL_RETENTION_DAYS, default: keep "
+        "events forever)",
+    )
 
 
 def _add_guard_options(serve: argparse.ArgumentParser) -> None:
@@ -248,11 +294,12 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    common = {
+    common: dict[str, Any] = {
         "db_path": args.db,
         "log_level": args.log_level,
         "redis_url": args.redis_url or None,
         "database_url": args.database_url or None,
+        "retention_days": _retention_days(getattr(args, "retention_days", None)),
     }
     if args.command == "worker":
         groups = tuple(dict.fromkeys(args.group or [STATS_GROUP, STORE_GROUP]))
@@ -304,6 +351,35 @@ def _settings(args: argparse.Namespace) -> Settings:
         respect_dnt=args.respect_dnt,
         keep_bots=args.keep_bots,
     )
+
+
+def _retention_days(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"invalid --retention-days {value!r} (or FOOTFALL_RETENTION_DAYS): expected a "
+            f"whole number of days from 1 to {MAX_RETENTION_DAYS}, or leave it unset to keep "
+            "events forever"
+        )
+    return int(value)
+
+
+def _erasure_target(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if args.ip is None and args.email is None:
+        raise ConfigurationError("erase needs --ip ADDR, --email ADDR or both")
+    ip = email = None
+    try:
+        if args.ip is not None:
+            ip = canonical_erasure_ip(args.ip)
+    except InvalidInput as error:
+        raise ConfigurationError(f"--ip: {error}") from None
+    try:
+        if args.email is not None:
+            email = checked_erasure_email(args.email)
+    except InvalidInput as error:
+        raise ConfigurationError(f"--email: {error}") from None
+    return ip, email
 
 
 def _checked_sites(sites: list[str]) -> list[str]:
@@ -444,13 +520,49 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _rebuild(settings: Settings) -> int:
-    from footfall.deployment import create_deployment
-
+def _check_embedded_database(settings: Settings) -> None:
     if not settings.distributed and not settings.db_path.exists():
         raise ConfigurationError(
             f"SQLite database {settings.db_path} not found: pass the --db that footfall serve uses"
         )
+
+
+async def _retention_run(settings: Settings) -> int:
+    from footfall.deployment import create_deployment
+    from footfall.maintenance import run_retention
+
+    if settings.retention_days is None:
+        raise ConfigurationError(
+            "retention run needs --retention-days N (or FOOTFALL_RETENTION_DAYS)"
+        )
+    _check_embedded_database(settings)
+    deployment = create_deployment(settings)
+    await deployment.open_admin()
+    try:
+        await run_retention(deployment.delete_before, settings.retention_days)
+    finally:
+        await deployment.close()
+    return 0
+
+
+async def _erase(settings: Settings, ip: str | None, email: str | None) -> int:
+    from footfall.deployment import create_deployment
+
+    _check_embedded_database(settings)
+    deployment = create_deployment(settings)
+    await deployment.open_admin()
+    try:
+        deleted = await deployment.erase_visitor(ip, email)
+    finally:
+        await deployment.close()
+    print(f"erased: {deleted} events deleted")
+    return 0
+
+
+async def _rebuild(settings: Settings) -> int:
+    from footfall.deployment import create_deployment
+
+    _check_embedded_database(settings)
     deployment = create_deployment(settings)
     await deployment.open_admin()
     try:

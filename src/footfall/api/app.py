@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from footfall import __version__
+from footfall.api.admin import router as admin_router
 from footfall.api.openapi import add_ingest_to_openapi
 from footfall.api.reads import router as reads_router
 from footfall.config import Settings
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> FootfallApp:
     )
     api.state.deployment = deployment
     api.include_router(reads_router)
+    api.include_router(admin_router)
     mount_dashboard(api)
     _add_metrics_route(api, deployment)
     _add_error_handlers(api)
