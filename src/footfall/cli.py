@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
+import functools
 import logging
 import os
 import signal
@@ -29,7 +30,13 @@ from footfall.ingest.client_ip import parse_trusted_proxies
 from footfall.ingest.guards import DEFAULT_BURST, DEFAULT_RATE_PER_S
 from footfall.ingest.validation import SITE_PATTERN
 from footfall.log.base import STATS_GROUP, STORE_GROUP
-from footfall.maintenance import MAX_RETENTION_DAYS, canonical_erasure_ip, checked_erasure_email
+from footfall.maintenance import (
+    ADMIN_LOCK_WAIT_S,
+    MAX_RETENTION_DAYS,
+    canonical_erasure_ip,
+    checked_erasure_email,
+    retention_interval_s,
+)
 from footfall.privacy import EmailMode, IpMode
 
 logger = logging.getLogger("footfall")
@@ -301,6 +308,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "database_url": args.database_url or None,
         "retention_days": _retention_days(getattr(args, "retention_days", None)),
     }
+    if common["retention_days"] is not None:
+        retention_interval_s()  # Fails here, before start-up, on an invalid interval.
     if args.command == "worker":
         groups = tuple(dict.fromkeys(args.group or [STATS_GROUP, STORE_GROUP]))
         return Settings(**common, groups=groups, consumer_name=args.consumer_name)
@@ -539,7 +548,10 @@ async def _retention_run(settings: Settings) -> int:
     deployment = create_deployment(settings)
     await deployment.open_admin()
     try:
-        await run_retention(deployment.delete_before, settings.retention_days)
+        await run_retention(
+            functools.partial(deployment.delete_before, lock_wait_s=ADMIN_LOCK_WAIT_S),
+            settings.retention_days,
+        )
     finally:
         await deployment.close()
     return 0
@@ -552,7 +564,7 @@ async def _erase(settings: Settings, ip: str | None, email: str | None) -> int:
     deployment = create_deployment(settings)
     await deployment.open_admin()
     try:
-        deleted = await deployment.erase_visitor(ip, email)
+        deleted = await deployment.erase_visitor(ip, email, lock_wait_s=ADMIN_LOCK_WAIT_S)
     finally:
         await deployment.close()
     print(f"erased: {deleted} events deleted")

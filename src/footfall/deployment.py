@@ -28,7 +28,11 @@ from footfall.errors import BackendUnavailable, ConfigurationError
 from footfall.log.base import STATS_GROUP, STORE_GROUP
 from footfall.log.redis import RedisEventLog, StreamPolicy
 from footfall.log.sqlite import SqliteEventLog, read_offset
-from footfall.maintenance import DistributedMaintenance, retention_schedule
+from footfall.maintenance import (
+    DistributedMaintenance,
+    retention_interval_s,
+    retention_schedule,
+)
 from footfall.metrics import (
     BatchHistogram,
     GroupFacts,
@@ -109,7 +113,10 @@ class EmbeddedDeployment:
             self._retention_tasks.append(
                 asyncio.create_task(
                     retention_schedule(
-                        self.delete_before, self._settings.retention_days, self._closing
+                        self.delete_before,
+                        self._settings.retention_days,
+                        self._closing,
+                        retention_interval_s(),
                     )
                 )
             )
@@ -120,12 +127,14 @@ class EmbeddedDeployment:
     async def open_admin(self) -> None:
         return None
 
-    async def delete_before(self, cutoff_ms: int) -> int:
+    async def delete_before(self, cutoff_ms: int, lock_wait_s: float = 0.0) -> int:
         """Delete the visits received before `cutoff_ms`; the stats are recounted with it."""
         return await self.store.delete_before(cutoff_ms)
 
-    async def erase_visitor(self, ip: str | None, email: str | None) -> int:
-        """Delete every visit stored under any form of `ip` or `email`; see `erase_visitor`."""
+    async def erase_visitor(
+        self, ip: str | None, email: str | None, lock_wait_s: float = 0.0
+    ) -> int:
+        """Delete every visit stored under any form of `ip` or `email`, with the stats."""
         forms = await stored_forms(self.hash_keys, ip, email)
         deleted = await self.store.erase(forms.ips, forms.emails)
         log_erasure(deleted)
@@ -247,19 +256,28 @@ class DistributedDeployment:
             self._tasks.append(
                 asyncio.create_task(
                     retention_schedule(
-                        self.delete_before, self._settings.retention_days, self._closing
+                        self.delete_before,
+                        self._settings.retention_days,
+                        self._closing,
+                        retention_interval_s(),
                     )
                 )
             )
 
-    async def delete_before(self, cutoff_ms: int) -> int:
-        """Delete the visits received before `cutoff_ms`, then rebuild the stats."""
-        return await self.maintenance.delete_before(cutoff_ms)
+    async def delete_before(self, cutoff_ms: int, lock_wait_s: float = 0.0) -> int:
+        """Delete the visits received before `cutoff_ms`, then rebuild the stats.
 
-    async def erase_visitor(self, ip: str | None, email: str | None) -> int:
-        """Delete every visit stored under any form of `ip` or `email`; see `erase_visitor`."""
+        Raises MaintenanceBusy when another process holds the lock after `lock_wait_s`.
+        """
+        return await self.maintenance.delete_before(cutoff_ms, lock_wait_s)
+
+    async def erase_visitor(
+        self, ip: str | None, email: str | None, lock_wait_s: float = 0.0
+    ) -> int:
+        """Delete every visit stored under any form of `ip` or `email`, also from the stream's
+        unconsumed entries, then rebuild the stats. See `DistributedMaintenance.erase`."""
         forms = await stored_forms(self.hash_keys, ip, email)
-        deleted = await self.maintenance.erase(forms)
+        deleted = await self.maintenance.erase(forms, lock_wait_s)
         log_erasure(deleted)
         return deleted
 

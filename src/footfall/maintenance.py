@@ -20,17 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from footfall.backends import redis_keys as keys
-from footfall.errors import BackendUnavailable, FootfallError, InvalidInput
+from footfall.errors import BackendUnavailable, ConfigurationError, FootfallError, InvalidInput
 from footfall.faults import crash_point
 from footfall.ingest.client_ip import canonical_ip
 from footfall.ingest.validation import MAX_EMAIL_CHARS
 from footfall.log.base import STORE_GROUP
-from footfall.log.redis_erasures import RedisErasures
+from footfall.log.redis_erasures import LOCK_TTL_S, MaintenanceBusy, RedisErasures
 from footfall.privacy import StoredForms
 from footfall.stats.base import StatsStore
 from footfall.store.base import EventStore
@@ -39,7 +40,11 @@ logger = logging.getLogger(__name__)
 
 MS_PER_DAY = 24 * 60 * 60 * 1000
 RETENTION_INTERVAL_S = 3600.0
-"""A retention pass runs when the process starts and then every hour."""
+"""A retention pass runs when the process starts and then every hour, unless
+FOOTFALL_RETENTION_INTERVAL_S sets another interval in seconds."""
+ADMIN_LOCK_WAIT_S = LOCK_TTL_S + 15.0
+"""How long `footfall erase` and `retention run` wait for another holder of the lock, which
+covers the expiry of a lock whose holder died."""
 IN_FLIGHT_TIMEOUT_S = 60.0
 """How long an erasure waits for store batches that were read before its mark."""
 
@@ -71,6 +76,22 @@ def checked_erasure_email(text: str) -> str:
     return email
 
 
+def retention_interval_s() -> float:
+    """Return the time between retention passes, from FOOTFALL_RETENTION_INTERVAL_S."""
+    value = os.environ.get("FOOTFALL_RETENTION_INTERVAL_S")
+    if value is None:
+        return RETENTION_INTERVAL_S
+    try:
+        interval_s = float(value)
+    except ValueError:
+        interval_s = 0.0
+    if not interval_s >= 1:
+        raise ConfigurationError(
+            f"invalid FOOTFALL_RETENTION_INTERVAL_S={value!r}: expected seconds, 1 or more"
+        )
+    return interval_s
+
+
 def retention_cutoff_ms(retention_days: int, now_ms: int) -> int:
     """Return the time before which visits are older than `retention_days` days."""
     return now_ms - retention_days * MS_PER_DAY
@@ -91,7 +112,7 @@ async def retention_schedule(
     delete_before: DeleteBefore,
     retention_days: int,
     closing: asyncio.Event,
-    interval_s: float = RETENTION_INTERVAL_S,
+    interval_s: float,
 ) -> None:
     """Run a retention pass now and then every `interval_s` until `closing` is set."""
     logger.info(
@@ -102,6 +123,8 @@ async def retention_schedule(
     while not closing.is_set():
         try:
             await run_retention(delete_before, retention_days)
+        except MaintenanceBusy as busy:
+            logger.info("retention pass skipped, retrying in %.0f s: %s", interval_s, busy)
         except FootfallError as error:
             logger.warning("retention pass failed, retrying in %.0f s: %s", interval_s, error)
         except Exception:
@@ -130,9 +153,12 @@ class DistributedMaintenance:
         self._stats = stats
         self._abandoned_after_ms = abandoned_after_ms
 
-    async def delete_before(self, cutoff_ms: int) -> int:
-        """Delete the visits received before `cutoff_ms` and rebuild the stats if any were."""
-        async with self._erasures.lock("a retention pass"):
+    async def delete_before(self, cutoff_ms: int, lock_wait_s: float) -> int:
+        """Delete the visits received before `cutoff_ms` and rebuild the stats if any were.
+
+        Waits up to `lock_wait_s` for another retention pass or erasure to finish.
+        """
+        async with self._erasures.lock("a retention pass", lock_wait_s):
             was_stale = await self._mark_stale("retention")
             deleted = await self._store.delete_before(cutoff_ms)
             crash_point("maintenance.after_delete")
@@ -142,14 +168,14 @@ class DistributedMaintenance:
                 await self._client.delete(keys.STATS_STALE)
         return deleted
 
-    async def erase(self, forms: StoredForms) -> int:
+    async def erase(self, forms: StoredForms, lock_wait_s: float) -> int:
         """Delete a visitor's visits from the stream's future, PostgreSQL and the stats.
 
         The mark comes first, so a store batch read after it skips the visitor. A batch
         read before it may still be committing, so the delete runs again once those
         batches are done.
         """
-        async with self._erasures.lock("an erasure"):
+        async with self._erasures.lock("an erasure", lock_wait_s):
             await self._mark_stale("erasure")
             boundary_id = await self._erasures.mark([*forms.ips, *forms.emails])
             deleted = await self._store.erase(forms.ips, forms.emails)

@@ -10,6 +10,7 @@ the normal trim removes it. Entries appended after the erasure count as usual.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -25,8 +26,9 @@ from footfall.log.base import LogEntry
 
 logger = logging.getLogger(__name__)
 
-LOCK_TTL_S = 900
-"""The maintenance lock expires by itself, so a crashed holder blocks others for at most this."""
+LOCK_TTL_S = 30
+"""The maintenance lock expires this long after its holder stopped renewing it (it died)."""
+LOCK_RENEW_INTERVAL_S = 10.0
 
 
 class MaintenanceBusy(FootfallError):
@@ -104,24 +106,52 @@ class RedisErasures:
         return True
 
     @asynccontextmanager
-    async def lock(self, purpose: str) -> AsyncIterator[None]:
-        """Hold the maintenance lock, raising MaintenanceBusy when another process has it."""
+    async def lock(self, purpose: str, wait_s: float = 0.0) -> AsyncIterator[None]:
+        """Hold the maintenance lock, renewing it until the block ends.
+
+        Waits up to `wait_s` for another holder to finish, then raises MaintenanceBusy.
+        """
         token = f"{uuid.uuid4().hex} {purpose}"
+        deadline = time.monotonic() + wait_s
+        while not await self._try_lock(token):
+            if time.monotonic() >= deadline:
+                holder = await self._client.get(keys.MAINTENANCE_LOCK)
+                holder_purpose = text(holder).partition(" ")[2] if holder else "unknown"
+                raise MaintenanceBusy(
+                    f"another footfall process is running {holder_purpose}; try again when "
+                    f"it has finished (its lock expires {LOCK_TTL_S} s after that process "
+                    "stops)"
+                )
+            await asyncio.sleep(0.5)
+        renewal = asyncio.create_task(self._renew(token))
+        try:
+            yield
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+            await self._release(keys=[keys.MAINTENANCE_LOCK], args=[token])
+
+    async def _try_lock(self, token: str) -> bool:
         taken = await translate_errors(
             "taking the maintenance lock",
             lambda: self._client.set(keys.MAINTENANCE_LOCK, token, nx=True, ex=LOCK_TTL_S),
         )
-        if not taken:
-            holder = await self._client.get(keys.MAINTENANCE_LOCK)
-            holder_purpose = text(holder).partition(" ")[2] if holder else "unknown"
-            raise MaintenanceBusy(
-                f"another footfall process is running {holder_purpose}; try again when it "
-                f"has finished (the lock expires after {LOCK_TTL_S} s if that process died)"
-            )
-        try:
-            yield
-        finally:
-            await self._release(keys=[keys.MAINTENANCE_LOCK], args=[token])
+        return bool(taken)
+
+    async def _renew(self, token: str) -> None:
+        while True:
+            await asyncio.sleep(LOCK_RENEW_INTERVAL_S)
+            try:
+                # Only this holder's token is renewed, never a lock another process took.
+                if text(await self._client.get(keys.MAINTENANCE_LOCK) or b"") == token:
+                    await self._client.expire(keys.MAINTENANCE_LOCK, LOCK_TTL_S)
+            except Exception as error:
+                logger.warning(
+                    "renewing the maintenance lock failed, retrying in %.0f s: %s",
+                    LOCK_RENEW_INTERVAL_S,
+                    error,
+                )
 
     async def _pending_at_or_before(
         self, group: str, boundary_id: str
