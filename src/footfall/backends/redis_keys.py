@@ -12,6 +12,13 @@ Redis Cluster keeps them on one shard:
 - `footfall:{log}:metrics` (hash): counters that API and worker processes add to.
 - `footfall:{log}:rebuild` (string): exists while `footfall stats rebuild` runs. The stats
   script then applies nothing and the stats workers wait.
+- `footfall:{log}:erased` (hash): field = a stored form of an erased IP or e-mail address,
+  value = the id of the last stream entry the erasure covers. Consumers skip entries of that
+  form up to that id. A mark is deleted once the stream is trimmed past it.
+- `footfall:{log}:maintenance` (string): lock held by the process that runs a retention
+  pass or an erasure, with an expiry, so that only one runs at a time.
+- `footfall:{log}:stats_stale` (string): set before a retention pass or an erasure deletes
+  events, deleted after the stats rebuild that follows. A rerun rebuilds while it exists.
 - `footfall:privacy:hash_keys` (hash): field = day number since the Unix epoch (UTC),
   value = that day's random key for `--ip-mode hashed` and `--email-mode hash`. Keys two
   days old are deleted (see `footfall.privacy`).
@@ -62,6 +69,9 @@ STREAM = f"{PREFIX}:{{log}}:events"
 DEAD_LETTER_STREAM = f"{PREFIX}:{{log}}:dead"
 METRICS = f"{PREFIX}:{{log}}:metrics"
 REBUILD_FLAG = f"{PREFIX}:{{log}}:rebuild"
+ERASED = f"{PREFIX}:{{log}}:erased"
+MAINTENANCE_LOCK = f"{PREFIX}:{{log}}:maintenance"
+STATS_STALE = f"{PREFIX}:{{log}}:stats_stale"
 SITES = f"{PREFIX}:stats:sites"
 HASH_KEYS = f"{PREFIX}:privacy:hash_keys"
 AUTH_TOKEN_IDS = f"{PREFIX}:auth:token_ids"

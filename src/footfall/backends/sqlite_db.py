@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_site_time
     ON events (site, received_at_ms DESC, id DESC);
+-- Retention deletes by time, and erasure by every stored form of an IP or e-mail address.
+CREATE INDEX IF NOT EXISTS events_by_time ON events (received_at_ms);
+CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip);
+CREATE INDEX IF NOT EXISTS events_by_email ON events (email);
 
 CREATE TABLE IF NOT EXISTS consumer_offsets (
     grp TEXT PRIMARY KEY,
