@@ -58,7 +58,7 @@ def stack(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def http(stack: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+    with stack.client(timeout=60) as client:
         yield client
 
 
@@ -215,7 +215,7 @@ def mode_stack(tmp_path: Path, deployment: str, mode: str) -> Iterator[ServerPro
 
 
 def test_erasure_finds_stored_forms(mode_stack: ServerProcess, mode: str) -> None:
-    with httpx.Client(base_url=mode_stack.base_url, timeout=60) as client:
+    with mode_stack.client(timeout=60) as client:
         _post_mixed_visits(client, 60)
         wait_until_counted(mode_stack, client, SITES)
         stored = stored_visits(mode_stack)

@@ -158,7 +158,7 @@ def test_scheduled_retention_deletes_old(retention_stack: ServerProcess) -> None
     now_ms = int(time.time() * 1000)
     old, recent = _history(now_ms)
 
-    with httpx.Client(base_url=retention_stack.base_url, timeout=10) as client:
+    with retention_stack.client(timeout=10) as client:
         append_visits(retention_stack, old + recent)
 
         def only_recent_counted() -> bool:

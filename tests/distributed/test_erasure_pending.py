@@ -66,7 +66,7 @@ def test_erasure_skips_undelivered_entries(tmp_path: Path, urls: DistributedUrls
     try:
         worker.start()
         server.start()
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        with server.client(timeout=60) as client:
             _post_both(client, "before", 5)
             wait_until_drained(urls.redis_url, DRAIN_TIMEOUT_S)
             assert worker.stop() == 0
@@ -113,7 +113,7 @@ def test_erasure_skips_entries_pending_at_dead_worker(
     try:
         store_worker.start()
         server.start()
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        with server.client(timeout=60) as client:
             _post_both(client, "queued", 5)
             crashing.start()
             wait_for(lambda: not crashing.running(), timeout_s=30)

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from support.server import ServerProcess, WorkerProcess
 from support.services import fresh_distributed_backends
@@ -84,7 +83,7 @@ def _crash_point(server: ServerProcess) -> str:
 def test_killed_retention_rerun_recounts(stack: ServerProcess) -> None:
     visits = _history(int(time.time() * 1000))
     append_visits(stack, visits)
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+    with stack.client(timeout=60) as client:
         wait_until_counted(stack, client, SITES)
         point = _crash_point(stack)
 
@@ -112,7 +111,7 @@ def test_killed_retention_rerun_recounts(stack: ServerProcess) -> None:
 def test_killed_erasure_rerun_recounts(stack: ServerProcess) -> None:
     visits = _history(int(time.time() * 1000))
     append_visits(stack, visits)
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+    with stack.client(timeout=60) as client:
         wait_until_counted(stack, client, SITES)
 
         killed = run_footfall(
