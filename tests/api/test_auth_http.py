@@ -244,7 +244,7 @@ def test_security_headers(server: ServerProcess) -> None:
             assert headers["referrer-policy"] == "same-origin", path
 
 
-def test_ingest_keeps_its_cors_answer(server: ServerProcess) -> None:
+def test_ingest_keeps_cors_response(server: ServerProcess) -> None:
     preflight = httpx.options(
         f"{server.base_url}/api/events",
         headers={"origin": "https://shop.example", "access-control-request-method": "POST"},

@@ -37,7 +37,7 @@ class FootfallApp:
     """Sends the ingest route straight to its lean handler and the rest to FastAPI.
 
     Only the FastAPI side gets the security headers and the credential checks: the ingest
-    route is public and keeps its short CORS answers.
+    route is public and keeps its short CORS responses.
     """
 
     def __init__(self, ingest: IngestEndpoint, api: FastAPI, deployment: Deployment) -> None:
@@ -97,7 +97,7 @@ def create_app(settings: Settings) -> FootfallApp:
 
 
 def _add_metrics_route(api: FastAPI, deployment: Deployment) -> None:
-    # Left out of the OpenAPI document: it answers in the Prometheus text format, not JSON.
+    # Left out of the OpenAPI document, because it returns the Prometheus text format.
     @api.get("/metrics", include_in_schema=False, dependencies=[Depends(require_metrics_reader)])
     async def metrics() -> Response:
         snapshot = await deployment.metrics_snapshot()

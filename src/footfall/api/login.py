@@ -1,7 +1,7 @@
 """The dashboard login: a token form, the first run's one-time link, and the logout.
 
 A successful login sets the `footfall_session` cookie: HttpOnly, SameSite=Strict, Path=/,
-Secure as `Settings.session_cookie_secure` (or the request's own scheme) says, and valid
+Secure as `Settings.session_cookie_secure` (or the request's own scheme) decides, and valid
 for SESSION_TTL_S. The server keeps the session under the SHA-256 of its id and ends it at
 logout, at expiry, or when its token is revoked.
 
