@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> FootfallApp:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await deployment.start_api()
         await create_first_admin(deployment.credentials, settings)
+        _log_access_settings(settings)
         logger.info(
             "footfall %s serving the dashboard at http://%s:%d/ on %s",
             __version__,
@@ -94,6 +95,18 @@ def create_app(settings: Settings) -> FootfallApp:
     _add_error_handlers(api)
     add_ingest_to_openapi(api, INGEST_PATH)
     return FootfallApp(ingest, api, deployment)
+
+
+def _log_access_settings(settings: Settings) -> None:
+    if settings.public_dashboard:
+        logger.info("public dashboard: readers without a token see IPs and e-mails masked")
+    if settings.public_metrics:
+        logger.info("public metrics: /metrics is served without a token")
+    if settings.session_cookie_secure:
+        logger.info(
+            "dashboard session cookies are Secure, so browsers keep them over https only; "
+            "pass --no-secure-cookies to log in over plain http"
+        )
 
 
 def _add_metrics_route(api: FastAPI, deployment: Deployment) -> None:
