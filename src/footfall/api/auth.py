@@ -37,9 +37,14 @@ SESSION_COOKIE = "footfall_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="footfall"'}
 
-bearer_scheme = HTTPBearer(auto_error=False, description="An API token: ff.<id>.<secret>")
+bearer_scheme = HTTPBearer(
+    scheme_name="apiToken", auto_error=False, description="An API token: ff.<id>.<secret>"
+)
 cookie_scheme = APIKeyCookie(
-    name=SESSION_COOKIE, auto_error=False, description="The dashboard session set by /login."
+    name=SESSION_COOKIE,
+    scheme_name="sessionCookie",
+    auto_error=False,
+    description="The dashboard session that /login sets.",
 )
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 SessionCookie = Annotated[str | None, Depends(cookie_scheme)]
