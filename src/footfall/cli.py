@@ -44,7 +44,11 @@ logger = logging.getLogger("footfall")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the process exit status."""
-    parser = _parser()
+    try:
+        parser = _parser()
+    except ConfigurationError as error:
+        print(f"footfall: {error}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),

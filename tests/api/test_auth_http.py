@@ -244,7 +244,7 @@ def test_security_headers(server: ServerProcess) -> None:
             assert headers["referrer-policy"] == "same-origin", path
 
 
-def test_ingest_keeps_its_cors_answer(server: ServerProcess) -> None:
+def test_ingest_keeps_cors_response(server: ServerProcess) -> None:
     preflight = httpx.options(
         f"{server.base_url}/api/events",
         headers={"origin": "https://shop.example", "access-control-request-method": "POST"},
@@ -259,3 +259,14 @@ def test_public_metrics_flag(start_server: StartServer) -> None:
 
     assert httpx.get(f"{server.base_url}/metrics").status_code == 200
     assert httpx.get(f"{server.base_url}/api/stats").status_code == 401
+
+
+def test_login_form_too_large_413(server: ServerProcess) -> None:
+    response = httpx.post(
+        f"{server.base_url}/login",
+        data={"token": "x" * 5000},
+        headers={"origin": server.base_url},
+    )
+
+    assert response.status_code == 413
+    assert "set-cookie" not in response.headers

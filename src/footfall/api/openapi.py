@@ -70,8 +70,8 @@ def add_ingest_to_openapi(api: FastAPI, path: str) -> None:
 
 
 def _drop_unused_validation_responses(document: dict[str, Any]) -> None:
-    """Remove the 422 FastAPI documents for every route: footfall answers invalid query
-    parameters with 400 instead (see the error handlers in api/app.py)."""
+    """Remove the 422 that FastAPI documents for every route, because footfall rejects
+    invalid query parameters with 400 instead (see the error handlers in api/app.py)."""
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)

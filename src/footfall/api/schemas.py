@@ -124,7 +124,7 @@ class EventPageOut(BaseModel):
 
 
 class TokenOut(BaseModel):
-    """An API token as an admin sees it: never its secret, nor the hash of the secret."""
+    """An API token as `GET /api/tokens` lists it, without its secret or the hash of the secret."""
 
     id: str
     name: str
