@@ -190,6 +190,7 @@ class DistributedMaintenance:
                     IN_FLIGHT_TIMEOUT_S,
                 )
             deleted += await self._store.erase(forms.ips, forms.emails)
+            await self._erasures.delete_dead_letters([*forms.ips, *forms.emails])
             await self._rebuild_stats()
         return deleted
 

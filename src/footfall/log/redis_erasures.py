@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
+
 from footfall.backends import redis_keys as keys
 from footfall.backends.redis_client import parse_stream_id, text, translate_errors
 from footfall.backends.redis_scripts import FORGET_ERASED, MARK_ERASED, RELEASE_LOCK
@@ -29,6 +31,7 @@ logger = logging.getLogger(__name__)
 LOCK_TTL_S = 30
 """The maintenance lock expires this long after its holder stopped renewing it (it died)."""
 LOCK_RENEW_INTERVAL_S = 10.0
+_DEAD_LETTER_CHUNK = 1000
 
 
 class MaintenanceBusy(FootfallError):
@@ -71,6 +74,25 @@ class RedisErasures:
         if not marks:
             return entries
         return [entry for entry in entries if not _covered(entry, marks)]
+
+    async def delete_dead_letters(self, forms: Sequence[str]) -> int:
+        """Delete the dead-letter entries whose visit has one of `forms`; return how many."""
+        wanted = set(forms)
+        deleted = 0
+        start = "-"
+        while True:
+            entries = await translate_errors(
+                "reading dead letters",
+                lambda start=start: self._client.xrange(  # type: ignore[misc]
+                    keys.DEAD_LETTER_STREAM, min=start, max="+", count=_DEAD_LETTER_CHUNK
+                ),
+            )
+            matching = [entry_id for entry_id, fields in entries if _mentions(fields, wanted)]
+            if matching:
+                deleted += await self._client.xdel(keys.DEAD_LETTER_STREAM, *matching)
+            if len(entries) < _DEAD_LETTER_CHUNK:
+                return deleted
+            start = f"({text(entries[-1][0])}"
 
     async def forget_before(self, boundary_id: str) -> int:
         """Delete the marks whose last entry lies below `boundary_id`, the trim boundary."""
@@ -168,6 +190,20 @@ class RedisErasures:
             )
             for item in pending
         }
+
+
+def _mentions(fields: dict[bytes, bytes], forms: set[str]) -> bool:
+    """Return whether a dead letter's visit has one of `forms` as its IP or e-mail.
+
+    A payload that is not a visit is checked as text, since it failed to decode before.
+    """
+    payload = fields.get(b"v", b"")
+    try:
+        record = orjson.loads(payload)
+        return bool(record.get("ip") in forms or record.get("email") in forms)
+    except (orjson.JSONDecodeError, AttributeError):
+        raw = payload.decode(errors="replace")
+        return any(form in raw for form in forms)
 
 
 def _covered(entry: LogEntry, marks: dict[str, tuple[int, int]]) -> bool:
