@@ -238,8 +238,8 @@ def test_erasure_finds_stored_forms(mode_stack: ServerProcess, mode: str) -> Non
 
 
 def test_embedded_erasure_overwrites_file(tmp_path: Path) -> None:
-    # Some SQLite builds (Debian's among them) overwrite deleted rows by default; erasure
-    # turns that on itself for builds that do not.
+    # Some SQLite builds (Debian's among them) overwrite deleted rows by default. Erasure
+    # turns that on itself for the builds that do not.
     stack = _stack(tmp_path, "embedded", [])
     server = next(stack)
     with httpx.Client(base_url=server.base_url, timeout=60) as client:

@@ -48,7 +48,7 @@ def _visit(number: int, age_days: float, ip: str, site: str, now_ms: int) -> Vis
 def _history(now_ms: int) -> tuple[list[Visit], list[Visit]]:
     """Return visits older than the retention period and visits within it.
 
-    192.0.2.1 visits in both periods, so it stays a visitor with fewer visits;
+    192.0.2.1 visits in both periods, so it stays a visitor with fewer visits.
     192.0.2.2 visits only long ago, so it disappears from the top visitors.
     """
     old = [

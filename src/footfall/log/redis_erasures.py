@@ -29,7 +29,8 @@ from footfall.log.base import LogEntry
 logger = logging.getLogger(__name__)
 
 LOCK_TTL_S = 30
-"""The maintenance lock expires this long after its holder stopped renewing it (it died)."""
+"""Seconds until the maintenance lock expires once its holder stops renewing it, for example
+because the holder died."""
 LOCK_RENEW_INTERVAL_S = 10.0
 _DEAD_LETTER_CHUNK = 1000
 
@@ -76,8 +77,8 @@ class RedisErasures:
         return [entry for entry in entries if not _covered(entry, marks)]
 
     async def delete_dead_letters(self, forms: Sequence[str]) -> int:
-        """Delete the dead-letter entries whose visit has one of `forms`; return how many."""
-        wanted = set(forms)
+        """Delete the dead-letter entries whose visit has one of `forms`, and return how many."""
+        matching_forms = set(forms)
         deleted = 0
         start = "-"
         while True:
@@ -87,7 +88,9 @@ class RedisErasures:
                     keys.DEAD_LETTER_STREAM, min=start, max="+", count=_DEAD_LETTER_CHUNK
                 ),
             )
-            matching = [entry_id for entry_id, fields in entries if _mentions(fields, wanted)]
+            matching = [
+                entry_id for entry_id, fields in entries if _mentions(fields, matching_forms)
+            ]
             if matching:
                 deleted += await self._client.xdel(keys.DEAD_LETTER_STREAM, *matching)
             if len(entries) < _DEAD_LETTER_CHUNK:
@@ -106,7 +109,7 @@ class RedisErasures:
 
         Such an entry is pending at or below `boundary_id`. The wait ends for it once it is
         acknowledged, delivered again (the new delivery checks the marks), or idle for
-        `abandoned_after_ms` (its consumer died, and whoever claims it checks the marks).
+        `abandoned_after_ms` (its consumer died, and the consumer that claims it checks the marks).
         Returns False when `timeout_s` passed first.
         """
         read_before = await self._pending_at_or_before(group, boundary_id)
@@ -155,11 +158,11 @@ class RedisErasures:
             await self._release(keys=[keys.MAINTENANCE_LOCK], args=[token])
 
     async def _try_lock(self, token: str) -> bool:
-        taken = await translate_errors(
+        acquired = await translate_errors(
             "taking the maintenance lock",
             lambda: self._client.set(keys.MAINTENANCE_LOCK, token, nx=True, ex=LOCK_TTL_S),
         )
-        return bool(taken)
+        return bool(acquired)
 
     async def _renew(self, token: str) -> None:
         while True:
