@@ -196,6 +196,17 @@ class DistributedMaintenance:
             await self._rebuild_stats()
         return deleted
 
+    async def rebuild(self, lock_wait_s: float) -> int:
+        """Rebuild the stats under the lock, and return the number of events counted.
+
+        Two rebuilds at once would let the first swap end the second's pause of the stats
+        group, and the second would then swap in a count that misses visits.
+        """
+        async with self._erasures.lock("a stats rebuild", lock_wait_s):
+            counted = await self._stats.rebuild(self._store)
+            await self._client.delete(keys.STATS_STALE)
+        return counted
+
     async def _mark_stale(self, reason: str) -> bool:
         """Set the stats-stale marker and return whether an earlier run had left it set."""
         try:
