@@ -85,9 +85,19 @@ def test_erasure_skips_undelivered_entries(tmp_path: Path, urls: DistributedUrls
             assert _target_visits_in_stats(client) == 2
             assert api_stats(client, "shop")["total_visits"] == 2 + 12
             assert_stats_equal_recount(server, client, SITES)
+            # The worker trims the stream every 10 s, and drops the marks it has passed.
+            wait_for(lambda: _erasure_marks(urls.redis_url) == 0, timeout_s=40, interval_s=0.5)
     finally:
         server.stop()
         worker.stop()
+
+
+def _erasure_marks(redis_url: str) -> int:
+    client: Any = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.hlen(keys.ERASED))
+    finally:
+        client.close()
 
 
 def test_erasure_skips_entries_pending_at_dead_worker(
