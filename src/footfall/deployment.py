@@ -237,6 +237,11 @@ class DistributedDeployment:
     async def start_api(self) -> None:
         await self._open("footfall serve")
         self.log.start()
+        if self._settings.retention_days is not None:
+            logger.info(
+                "--retention-days is ignored by serve in the distributed deployment: the "
+                "workers started with it run the retention passes"
+            )
         self._tasks.append(asyncio.create_task(self._flush_metrics_loop()))
 
     async def start_worker(self) -> None:
