@@ -55,7 +55,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProc
 
 
 def _history(now_ms: int) -> list[Visit]:
-    """Return 80 visits: half older than 30 days, a third of each half from TARGET_IP."""
+    """Return 80 visits, half of them older than 30 days, and 27 of them from TARGET_IP."""
     return [
         Visit(
             id=f"visit-{number}",
@@ -73,8 +73,8 @@ def _crash_env(point: str) -> dict[str, str]:
 
 
 def _crash_point(server: ServerProcess) -> str:
-    # Embedded, only after_delete lies inside the transaction; distributed, the kill between
-    # the committed delete and the rebuild is the case that needs the rerun to repair it.
+    # Embedded, only after_delete lies inside the transaction. Distributed, a kill between the
+    # committed delete and the rebuild is the case where the rerun must repair the stats.
     distributed = "--database-url" in server.extra_args
     return "maintenance.before_rebuild" if distributed else "maintenance.after_delete"
 

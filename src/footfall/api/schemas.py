@@ -174,7 +174,7 @@ class ErasureIn(BaseModel):
     @model_validator(mode="after")
     def _ip_or_email(self) -> ErasureIn:
         if self.ip is None and self.email is None:
-            raise ValueError("give ip, email or both")
+            raise ValueError("missing ip and email: give ip, email or both")
         return self
 
 
