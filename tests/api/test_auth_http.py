@@ -86,6 +86,21 @@ def test_read_token_cannot_administer(server: ServerProcess) -> None:
     assert tokens.json()["detail"] == "this endpoint needs an admin token"
 
 
+def test_erasure_needs_admin_token(server: ServerProcess) -> None:
+    token, _ = create_token(server, "read")
+    url = f"{server.base_url}/api/admin/erasures"
+    body = {"ip": "203.0.113.7"}
+
+    anonymous = httpx.post(url, json=body)
+    reader = httpx.post(url, json=body, headers=bearer(token))
+    admin = httpx.post(url, json=body, headers=server.auth_headers)
+
+    assert anonymous.status_code == 401
+    assert reader.status_code == 403
+    assert admin.status_code == 200
+    assert admin.json() == {"deleted_events": 0}
+
+
 def test_token_list_never_shows_secret(server: ServerProcess) -> None:
     token, token_id = create_token(server, "read", name="grafana")
     secret = token.split(".")[2]

@@ -39,6 +39,7 @@ EXPECTED_OPERATIONS = {
     "GET /api/events",
     "POST /api/events",
     "GET /api/tokens",
+    "POST /api/admin/erasures",
 }
 
 
