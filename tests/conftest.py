@@ -24,8 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.server import ServerProcess, StartServer, WorkerProcess
-from support.services import fresh_distributed_backends
+from support.server import ServerProcess, StartServer, running_stack
 
 DEPLOYMENTS = ["embedded", "distributed"]
 
@@ -36,41 +35,18 @@ def deployment(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def start_stack(
-    tmp_path: Path, deployment: str, extra_args: list[str], *, provision_token: bool = True
-) -> Iterator[ServerProcess]:
-    if deployment == "embedded":
-        process = ServerProcess(
-            tmp_path / "footfall.db", extra_args, provision_token=provision_token
-        ).start()
-        yield process
-        process.stop()
-        return
-
-    with fresh_distributed_backends() as urls:
-        process = ServerProcess(
-            tmp_path / "footfall.db", [*urls.args(), *extra_args], provision_token=provision_token
-        )
-        worker = WorkerProcess(urls.args(), tmp_path / "worker.log", "worker-1").start()
-        process.workers.append(worker)
-        try:
-            process.start()
-            yield process
-        finally:
-            process.stop()
-            worker.stop()
-
-
 @pytest.fixture
 def server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
     """A footfall server with no trusted proxy, on each deployment."""
-    yield from start_stack(tmp_path, deployment, [])
+    with running_stack(tmp_path, deployment) as process:
+        yield process
 
 
 @pytest.fixture
 def proxied_server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
     """A footfall server that trusts proxy headers from 127.0.0.0/8, on each deployment."""
-    yield from start_stack(tmp_path, deployment, ["--trusted-proxy", "127.0.0.0/8"])
+    with running_stack(tmp_path, deployment, ["--trusted-proxy", "127.0.0.0/8"]) as process:
+        yield process
 
 
 @pytest.fixture
@@ -89,13 +65,9 @@ def start_server(tmp_path: Path, deployment: str) -> Iterator[StartServer]:
             count += 1
             directory = tmp_path / f"server-{count}"
             directory.mkdir()
-            stack_context = contextlib.contextmanager(start_stack)
-            server: ServerProcess = stack.enter_context(
-                stack_context(
-                    directory, deployment, list(extra_args), provision_token=provision_token
-                )
+            return stack.enter_context(
+                running_stack(directory, deployment, extra_args, provision_token=provision_token)
             )
-            return server
 
         yield start
 

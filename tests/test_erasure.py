@@ -8,8 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support.server import ServerProcess, WorkerProcess
-from support.services import fresh_distributed_backends
+from support.server import ServerProcess, running_stack
 from support.stack import (
     api_events,
     api_stats,
@@ -31,24 +30,8 @@ ERASURES = "/api/admin/erasures"
 def _stack(tmp_path: Path, deployment: str, extra_args: list[str]) -> Iterator[ServerProcess]:
     """Serve (and, distributed, one worker) trusting proxy headers from 127.0.0.0/8."""
     args = ["--trusted-proxy", "127.0.0.0/8", *extra_args]
-    if deployment == "embedded":
-        server = ServerProcess(tmp_path / "footfall.db", args).start()
-        try:
-            yield server
-        finally:
-            server.stop()
-        return
-
-    with fresh_distributed_backends() as urls:
-        server = ServerProcess(tmp_path / "footfall.db", [*urls.args(), *args])
-        worker = WorkerProcess(urls.args(), tmp_path / "worker.log", "worker-1").start()
-        server.workers.append(worker)
-        try:
-            server.start()
-            yield server
-        finally:
-            server.stop()
-            worker.stop()
+    with running_stack(tmp_path, deployment, args) as server:
+        yield server
 
 
 @pytest.fixture
@@ -242,7 +225,7 @@ def test_embedded_erasure_overwrites_file(tmp_path: Path) -> None:
     # turns that on itself for the builds that do not.
     stack = _stack(tmp_path, "embedded", [])
     server = next(stack)
-    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+    with server.client(timeout=60) as client:
         _post_mixed_visits(client, 60)
         wait_until_counted(server, client, SITES)
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.server import ServerProcess, WorkerProcess, wait_for
-from support.services import fresh_distributed_backends
+from support.server import ServerProcess, running_stack, wait_for
 from support.stack import (
     api_events,
     api_stats,
@@ -133,25 +132,9 @@ def retention_stack(
     worker (distributed)."""
     monkeypatch.setenv("FOOTFALL_RETENTION_INTERVAL_S", "1")
     retention = ["--retention-days", str(RETENTION_DAYS)]
-    if deployment == "embedded":
-        server = ServerProcess(tmp_path / "footfall.db", retention).start()
-        try:
-            yield server
-        finally:
-            server.stop()
-        return
-
-    with fresh_distributed_backends() as urls:
-        server = ServerProcess(tmp_path / "footfall.db", urls.args())
-        worker = WorkerProcess([*urls.args(), *retention], tmp_path / "worker.log", "worker-1")
-        server.workers.append(worker)
-        try:
-            worker.start()
-            server.start()
-            yield server
-        finally:
-            server.stop()
-            worker.stop()
+    serve_args = retention if deployment == "embedded" else []
+    with running_stack(tmp_path, deployment, serve_args, worker_args=retention) as server:
+        yield server
 
 
 def test_scheduled_retention_deletes_old(retention_stack: ServerProcess) -> None:

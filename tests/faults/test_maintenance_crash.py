@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.server import ServerProcess, WorkerProcess
-from support.services import fresh_distributed_backends
+from support.server import ServerProcess, running_stack
 from support.stack import (
     api_stats,
     append_visits,
@@ -34,24 +33,8 @@ TARGET_IP = "192.0.2.1"
 
 @pytest.fixture(params=["embedded", "distributed"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
-    if request.param == "embedded":
-        server = ServerProcess(tmp_path / "footfall.db").start()
-        try:
-            yield server
-        finally:
-            server.stop()
-        return
-
-    with fresh_distributed_backends() as urls:
-        server = ServerProcess(tmp_path / "footfall.db", urls.args())
-        worker = WorkerProcess(urls.args(), tmp_path / "worker.log", "worker-1").start()
-        server.workers.append(worker)
-        try:
-            server.start()
-            yield server
-        finally:
-            server.stop()
-            worker.stop()
+    with running_stack(tmp_path, request.param) as server:
+        yield server
 
 
 def _history(now_ms: int) -> list[Visit]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -188,3 +189,47 @@ class WorkerProcess(FootfallProcess):
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_stack(
+    directory: Path,
+    deployment: str,
+    serve_args: Sequence[str] = (),
+    *,
+    worker_args: Sequence[str] = (),
+    provision_token: bool = True,
+) -> Iterator[ServerProcess]:
+    """Run `footfall serve` on one deployment, with one worker when it is distributed.
+
+    `embedded` serves a fresh SQLite file in `directory`; `distributed` gets a fresh Redis
+    key prefix and PostgreSQL database, and a worker started with `worker_args` as well.
+    """
+    from support.services import fresh_distributed_backends
+
+    if deployment == "embedded":
+        server = ServerProcess(
+            directory / "footfall.db", serve_args, provision_token=provision_token
+        ).start()
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+
+    with fresh_distributed_backends() as urls:
+        server = ServerProcess(
+            directory / "footfall.db",
+            [*urls.args(), *serve_args],
+            provision_token=provision_token,
+        )
+        worker = WorkerProcess(
+            [*urls.args(), *worker_args], directory / "worker.log", "worker-1"
+        ).start()
+        server.workers.append(worker)
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()
+            worker.stop()
