@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
 import httpx
@@ -160,3 +161,34 @@ def test_openapi_lists_every_endpoint(client: httpx.Client) -> None:
     body = document["paths"]["/api/events"]["post"]["requestBody"]["content"]
     assert set(body) == {"application/json", "text/plain"}
     assert "VisitBody" in document["components"]["schemas"]
+
+
+def test_stats_read_is_one_snapshot(proxied: httpx.Client) -> None:
+    """Every response agrees with itself while visits keep arriving.
+
+    NOTE: a torn read shows only when a stats commit lands between the reads of one
+    request, so without the snapshot this fails in some runs, not in every run.
+    """
+    stop = threading.Event()
+
+    def post_visits() -> None:
+        number = 0
+        while not stop.is_set():
+            send(proxied, f"203.0.113.{number % 20}")
+            number += 1
+
+    senders = [threading.Thread(target=post_visits) for _ in range(4)]
+    for sender in senders:
+        sender.start()
+    try:
+        reads = [proxied.get("/api/stats").json() for _ in range(400)]
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join()
+
+    for stats in reads:
+        assert sum(row["visits"] for row in stats["top_visitors"]) == stats["total_visits"]
+        assert len(stats["top_visitors"]) == stats["distinct_visitors"]
+        assert len(stats["latest_visits"]) == min(stats["total_visits"], 100)
+    assert reads[-1]["total_visits"] > 0

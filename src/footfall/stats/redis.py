@@ -81,7 +81,8 @@ class RedisStatsStore:
 
     async def site_stats(self, site: str, limit: int) -> SiteStats:
         site_keys = keys.SiteKeys.of(site)
-        pipeline = self._client.pipeline(transaction=False)
+        # MULTI/EXEC: no stats script runs between the four reads, so they agree.
+        pipeline = self._client.pipeline(transaction=True)
         pipeline.hget(site_keys.totals, "visits")
         pipeline.zcard(site_keys.visitors)
         pipeline.zrange(site_keys.visitors, 0, limit - 1, withscores=True)

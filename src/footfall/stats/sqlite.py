@@ -70,19 +70,25 @@ class SqliteStatsStore:
 
     def _site_stats(self, site: str, limit: int) -> SiteStats:
         connection = self._database.connection()
-        totals = connection.execute(
-            "SELECT visits, visitors FROM site_totals WHERE site = ?", (site,)
-        ).fetchone()
-        top = connection.execute(
-            "SELECT ip, visits, last_visit_at_ms FROM visitor_stats WHERE site = ? "
-            "ORDER BY visits DESC, ip ASC LIMIT ?",
-            (site, limit),
-        ).fetchall()
-        latest = connection.execute(
-            f"SELECT {VISIT_COLUMNS} FROM latest_visits WHERE site = ? "
-            "ORDER BY received_at_ms DESC, id DESC LIMIT ?",
-            (site, limit),
-        ).fetchall()
+        # One read transaction: the three reads see one snapshot, so the totals, the top
+        # visitors and the latest visits never disagree within one response.
+        connection.execute("BEGIN")
+        try:
+            totals = connection.execute(
+                "SELECT visits, visitors FROM site_totals WHERE site = ?", (site,)
+            ).fetchone()
+            top = connection.execute(
+                "SELECT ip, visits, last_visit_at_ms FROM visitor_stats WHERE site = ? "
+                "ORDER BY visits DESC, ip ASC LIMIT ?",
+                (site, limit),
+            ).fetchall()
+            latest = connection.execute(
+                f"SELECT {VISIT_COLUMNS} FROM latest_visits WHERE site = ? "
+                "ORDER BY received_at_ms DESC, id DESC LIMIT ?",
+                (site, limit),
+            ).fetchall()
+        finally:
+            connection.execute("COMMIT")
         total_visits, visitors = totals if totals else (0, 0)
         return SiteStats(
             site,
