@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from footfall import __version__
+from footfall.api.collectors import CollectorRoute, Handler, collector_routes
 from footfall.api.openapi import add_ingest_to_openapi
 from footfall.api.reads import router as reads_router
 from footfall.config import Settings
@@ -20,40 +21,39 @@ from footfall.deployment import Deployment, create_deployment
 from footfall.errors import BackendUnavailable, InvalidInput
 from footfall.ingest.admission import Admission, IngestPolicy
 from footfall.ingest.client_ip import ClientIpResolver
-from footfall.ingest.endpoint import IngestEndpoint, Receive, Scope, Send
+from footfall.ingest.endpoint import Receive, Scope, Send
 from footfall.ingest.guards import BotFilter, RateLimiter, SiteFilter
 from footfall.metrics import render
 from footfall.privacy import Pseudonymizer
 
 logger = logging.getLogger(__name__)
 
-INGEST_PATH = "/api/events"
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class FootfallApp:
-    """Sends the ingest route straight to its lean handler and the rest to FastAPI."""
+    """Sends the collector routes straight to their lean handlers and the rest to FastAPI."""
 
-    def __init__(self, ingest: IngestEndpoint, api: FastAPI, deployment: Deployment) -> None:
-        self.ingest = ingest
+    def __init__(
+        self, collectors: list[CollectorRoute], api: FastAPI, deployment: Deployment
+    ) -> None:
+        self.collectors: dict[str, Handler] = {route.path: route.handler for route in collectors}
         self.api = api
         self.deployment = deployment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == INGEST_PATH
-            and scope["method"] in ("POST", "OPTIONS")
-        ):
-            await self.ingest(scope, receive, send)
-            return
+        if scope["type"] == "http" and scope["method"] in ("POST", "OPTIONS"):
+            handler = self.collectors.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
         await self.api(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FootfallApp:
     """Build the app and its deployment; backends start and stop with the ASGI lifespan."""
     deployment = create_deployment(settings)
-    ingest = IngestEndpoint(create_admission(settings, deployment))
+    admission = create_admission(settings, deployment)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -80,8 +80,9 @@ def create_app(settings: Settings) -> FootfallApp:
     mount_dashboard(api)
     _add_metrics_route(api, deployment)
     _add_error_handlers(api)
-    add_ingest_to_openapi(api, INGEST_PATH)
-    return FootfallApp(ingest, api, deployment)
+    collectors = collector_routes(settings, admission, api)
+    add_ingest_to_openapi(api, [(route.path, route.kind) for route in collectors])
+    return FootfallApp(collectors, api, deployment)
 
 
 def create_admission(settings: Settings, deployment: Deployment) -> Admission:
