@@ -75,6 +75,7 @@ sets the drain timeout for large fills."""
 CEILING_STREAM = f"{BENCH_KEY_PREFIX}{{ceiling}}:events"
 CEILING_REBUILD_FLAG = f"{BENCH_KEY_PREFIX}{{ceiling}}:rebuild"
 CEILING_SITES = f"{BENCH_KEY_PREFIX}ceiling:stats:sites"
+CEILING_ERASED = f"{BENCH_KEY_PREFIX}{{ceiling}}:erased"
 CEILING_TABLE = "bench_copy_ceiling"
 EVALSHA_PIPELINE = 2
 """EVALSHA calls in flight, so Redis has the next batch while it replies to one."""
@@ -350,10 +351,11 @@ def _apply_command(sha: str, visits: Sequence[Visit], entry_ids: Sequence[str]) 
             entry_id,
             site_numbers[visit.site],
             visit.ip,
+            visit.email or "",
             visit.received_at_ms,
             latest_member(visit),
         ]
-    script_keys = [CEILING_STREAM, CEILING_REBUILD_FLAG, CEILING_SITES]
+    script_keys = [CEILING_STREAM, CEILING_REBUILD_FLAG, CEILING_SITES, CEILING_ERASED]
     for site in sites:
         base = f"{BENCH_KEY_PREFIX}ceiling:stats:{{{site}}}"
         script_keys += [

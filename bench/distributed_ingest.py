@@ -28,6 +28,7 @@ from harness import (
     bare_app_command,
     busy_cpu_s,
     busy_fraction,
+    create_read_token,
     ensure_running,
     footfall_distributed_command,
     footfall_worker_command,
@@ -241,8 +242,8 @@ def _measure_footfall(
         redis_before = redis_cpu_s(client)
         postgres_before = postgres_backend_cpu_s(admin_url, database)
 
-        probe = VisibilityProbe([server.base_url for server in servers])
-        scraper = MetricsScraper([server.base_url for server in servers])
+        probe = VisibilityProbe([server.base_url for server in servers], servers[0].headers)
+        scraper = MetricsScraper([server.base_url for server in servers], servers[0].headers)
         probe.start()
         scraper.start()
         try:
@@ -311,12 +312,12 @@ def _start_footfall(
         workers.append((process, log_path))
 
     servers = []
+    token = create_read_token(["--redis-url", redis_url, "--database-url", database_url])
     for number in range(1, PROCESSES + 1):
         log_path = work_dir / f"distributed-serve-{number}.log"
         command = footfall_distributed_command(redis_url, database_url)
-        servers.append(
-            stack.enter_context(running_server(f"footfall serve {number}", command, log_path))
-        )
+        server = running_server(f"footfall serve {number}", command, log_path, token)
+        servers.append(stack.enter_context(server))
     return workers, servers
 
 
@@ -409,7 +410,9 @@ def _wait_for_drain(
 
 
 def _read_total(server: Server, site: str) -> int:
-    response = httpx.get(f"{server.base_url}/api/stats", params={"site": site}, timeout=10.0)
+    response = httpx.get(
+        f"{server.base_url}/api/stats", params={"site": site}, headers=server.headers, timeout=10.0
+    )
     if response.status_code != 200:
         raise BenchmarkError(
             f"GET /api/stats?site={site} returned {response.status_code}: {response.text[:300]}"
@@ -424,7 +427,7 @@ def _count_events(database_url: str) -> int:
 
 
 def _read_counts(server: Server) -> DistributedCounts:
-    response = httpx.get(f"{server.base_url}/metrics", timeout=10.0)
+    response = httpx.get(f"{server.base_url}/metrics", headers=server.headers, timeout=10.0)
     if response.status_code != 200:
         raise BenchmarkError(f"GET /metrics returned {response.status_code}")
 

@@ -23,6 +23,7 @@ from harness import (
     BenchmarkError,
     Server,
     bare_app_command,
+    create_read_token,
     footfall_command,
     machine_cpu_ticks,
     process_cpu_s,
@@ -135,7 +136,8 @@ def benchmark_ingest(console: Console, work_dir: Path, options: WrkOptions) -> I
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
     footfall_log = work_dir / "footfall-ingest.log"
-    with running_server("footfall serve", footfall_command(db_path), footfall_log) as server:
+    token = create_read_token(["--db", str(db_path)])
+    with running_server("footfall serve", footfall_command(db_path), footfall_log, token) as server:
         warmup = _run_wrk(console, server, options, WARMUP_SITE, options.warmup_s)
         footfall = _run_wrk(console, server, options, MEASURED_SITE, options.duration_s)
         with console.status("Waiting for footfall's stats consumer to catch up"):
@@ -233,7 +235,9 @@ def _wait_for_final_total(server: Server, site: str) -> int:
 
 
 def _read_total(server: Server, site: str) -> int:
-    response = httpx.get(f"{server.base_url}/api/stats", params={"site": site}, timeout=10.0)
+    response = httpx.get(
+        f"{server.base_url}/api/stats", params={"site": site}, headers=server.headers, timeout=10.0
+    )
     if response.status_code != 200:
         raise BenchmarkError(
             f"GET /api/stats?site={site} returned {response.status_code}: {response.text[:300]}"
@@ -242,7 +246,7 @@ def _read_total(server: Server, site: str) -> int:
 
 
 def _read_server_counts(server: Server) -> ServerCounts | None:
-    response = httpx.get(f"{server.base_url}/metrics", timeout=10.0)
+    response = httpx.get(f"{server.base_url}/metrics", headers=server.headers, timeout=10.0)
     if response.status_code != 200:
         return None
 

@@ -16,6 +16,9 @@ end
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+-- A browser's User-Agent: footfall drops visits from wrk's default (none) as a bot's.
+wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+  .. "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
 wrk.body = visit_body("default")
 
 -- wrk builds its one static request after init() returns, and because this script defines no

@@ -17,12 +17,14 @@ import itertools
 import statistics
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import httpx
 
 from footfall.model import LATEST_VISITS_CAPACITY
+
+from harness import BROWSER_HEADERS
 
 PROBE_SITE = "probe"
 REQUEST_TIMEOUT_S = 10.0
@@ -61,10 +63,12 @@ class VisibilityProbe:
     def __init__(
         self,
         base_urls: Sequence[str],
+        headers: Mapping[str, str],
         interval_s: float = 0.2,
         poll_interval_s: float = 0.02,
     ) -> None:
         self._base_urls = list(base_urls)
+        self._headers = dict(headers)
         self._interval_s = interval_s
         self._poll_interval_s = poll_interval_s
         self._lock = threading.Lock()
@@ -118,7 +122,7 @@ class VisibilityProbe:
     def _send_loop(self) -> None:
         started = time.perf_counter()
         urls = itertools.cycle(self._base_urls)
-        with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
+        with httpx.Client(timeout=REQUEST_TIMEOUT_S, headers=BROWSER_HEADERS) as client:
             for number in itertools.count():
                 # Sends keep a fixed schedule, so a slow 202 delays only its own probe.
                 pause_s = started + number * self._interval_s - time.perf_counter()
@@ -149,7 +153,7 @@ class VisibilityProbe:
     def _poll_loop(self) -> None:
         urls = itertools.cycle(self._base_urls)
         params = {"site": PROBE_SITE, "limit": LATEST_VISITS_CAPACITY}
-        with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
+        with httpx.Client(timeout=REQUEST_TIMEOUT_S, headers=self._headers) as client:
             while not self._stop_polling.is_set():
                 started = time.perf_counter()
                 try:
@@ -176,8 +180,11 @@ class VisibilityProbe:
 class MetricsScraper:
     """Scrapes `GET /metrics` of each API process in turn every `interval_s` on a thread."""
 
-    def __init__(self, base_urls: Sequence[str], interval_s: float = 1.0) -> None:
+    def __init__(
+        self, base_urls: Sequence[str], headers: Mapping[str, str], interval_s: float = 1.0
+    ) -> None:
         self._base_urls = list(base_urls)
+        self._headers = dict(headers)
         self._interval_s = interval_s
         self._stopping = threading.Event()
         self.scrapes = 0
@@ -194,7 +201,7 @@ class MetricsScraper:
 
     def _loop(self) -> None:
         urls = itertools.cycle(self._base_urls)
-        with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
+        with httpx.Client(timeout=REQUEST_TIMEOUT_S, headers=self._headers) as client:
             while not self._stopping.wait(self._interval_s):
                 self.scrapes += 1
                 try:

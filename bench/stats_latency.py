@@ -16,7 +16,7 @@ import httpx
 from rich.console import Console
 
 from fill import fill_events, rebuild_stats
-from harness import BenchmarkError, footfall_command, running_server
+from harness import BenchmarkError, create_read_token, footfall_command, running_server
 
 STATS_PATH = "/api/stats?site=default"
 HEALTH_PATH = "/healthz"
@@ -61,10 +61,11 @@ def benchmark_stats(console: Console, work_dir: Path, visits: int, requests: int
     console.log(f"{visits:,} visits: filled in {fill_s:.1f} s, stats rebuilt in {rebuild_s:.1f} s")
 
     log_path = work_dir / f"footfall-stats-{visits}.log"
+    token = create_read_token(["--db", str(db_path)])
     with (
         console.status(f"Measuring GET {STATS_PATH} with {visits:,} visits stored"),
-        running_server("footfall serve", footfall_command(db_path), log_path) as server,
-        httpx.Client(base_url=server.base_url, timeout=10.0) as client,
+        running_server("footfall serve", footfall_command(db_path), log_path, token) as server,
+        httpx.Client(base_url=server.base_url, headers=server.headers, timeout=10.0) as client,
     ):
         reported_total = client.get(STATS_PATH).json()["total_visits"]
         stats = measure_latency(client, STATS_PATH, requests)

@@ -18,12 +18,13 @@ os.environ.setdefault("FOOTFALL_REDIS_PREFIX", f"footfall-test-{uuid.uuid4().hex
 os.environ.setdefault("FOOTFALL_RATE_LIMIT", "0")
 os.environ.setdefault("FOOTFALL_KEEP_BOTS", "1")
 
-from collections.abc import Iterator
+import contextlib
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
-from support.server import ServerProcess, WorkerProcess
+from support.server import ServerProcess, StartServer, WorkerProcess
 from support.services import fresh_distributed_backends
 
 DEPLOYMENTS = ["embedded", "distributed"]
@@ -35,15 +36,21 @@ def deployment(request: pytest.FixtureRequest) -> str:
     return name
 
 
-def start_stack(tmp_path: Path, deployment: str, extra_args: list[str]) -> Iterator[ServerProcess]:
+def start_stack(
+    tmp_path: Path, deployment: str, extra_args: list[str], *, provision_token: bool = True
+) -> Iterator[ServerProcess]:
     if deployment == "embedded":
-        process = ServerProcess(tmp_path / "footfall.db", extra_args).start()
+        process = ServerProcess(
+            tmp_path / "footfall.db", extra_args, provision_token=provision_token
+        ).start()
         yield process
         process.stop()
         return
 
     with fresh_distributed_backends() as urls:
-        process = ServerProcess(tmp_path / "footfall.db", [*urls.args(), *extra_args])
+        process = ServerProcess(
+            tmp_path / "footfall.db", [*urls.args(), *extra_args], provision_token=provision_token
+        )
         worker = WorkerProcess(urls.args(), tmp_path / "worker.log", "worker-1").start()
         process.workers.append(worker)
         try:
@@ -67,6 +74,34 @@ def proxied_server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
+def start_server(tmp_path: Path, deployment: str) -> Iterator[StartServer]:
+    """Start servers with extra `serve` flags, on each deployment, stopped after the test.
+
+    `start_server(["--public-dashboard"])` returns a started ServerProcess with its own
+    backends; `provision_token=False` starts it with no token, as a first run. Start one
+    server per test: distributed backends are emptied when the next one starts.
+    """
+    with contextlib.ExitStack() as stack:
+        count = 0
+
+        def start(extra_args: Sequence[str] = (), *, provision_token: bool = True) -> ServerProcess:
+            nonlocal count
+            count += 1
+            directory = tmp_path / f"server-{count}"
+            directory.mkdir()
+            stack_context = contextlib.contextmanager(start_stack)
+            server: ServerProcess = stack.enter_context(
+                stack_context(
+                    directory, deployment, list(extra_args), provision_token=provision_token
+                )
+            )
+            return server
+
+        yield start
+
+
+@pytest.fixture
 def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+    """An httpx client for `server` that sends the server's admin token."""
+    with server.client() as http:
         yield http

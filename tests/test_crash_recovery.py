@@ -134,7 +134,7 @@ def test_sigkill_loses_and_doubles_nothing(tmp_path: Path) -> None:
         stop.set()
         for sender in senders:
             sender.join(timeout=10)
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        with server.client(timeout=10) as client:
             wait_for(lambda: _counted_total(client) == _stored_count(db_path), timeout_s=20)
             api_stats = {site: _api_stats(client, site) for site in SITES}
     finally:

@@ -41,8 +41,8 @@ def _api_stats(client: httpx.Client, site: str) -> dict[str, Any]:
     return result
 
 
-def _all_api_stats(base_url: str) -> dict[str, dict[str, Any]]:
-    with httpx.Client(base_url=base_url, timeout=10) as client:
+def _all_api_stats(server: ServerProcess) -> dict[str, dict[str, Any]]:
+    with server.client(timeout=10) as client:
         return {site: _api_stats(client, site) for site in SITES}
 
 
@@ -52,9 +52,9 @@ def _stored_events(db_path: Path) -> list[Visit]:
     return [Visit(*row) for row in rows]
 
 
-def _wait_until_stats_caught_up(base_url: str, db_path: Path) -> None:
+def _wait_until_stats_caught_up(server: ServerProcess, db_path: Path) -> None:
     def caught_up() -> bool:
-        counted = sum(stats["total_visits"] for stats in _all_api_stats(base_url).values())
+        counted = sum(stats["total_visits"] for stats in _all_api_stats(server).values())
         return counted == len(_stored_events(db_path))
 
     wait_for(caught_up, timeout_s=20)
@@ -103,7 +103,7 @@ def test_offline_rebuild_equals_live_stats(tmp_path: Path, stats_lost: bool) -> 
     db_path = tmp_path / "footfall.db"
     server = ServerProcess(db_path, ["--trusted-proxy", "127.0.0.0/8"]).start()
     try:
-        with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        with server.client(timeout=10) as client:
             # 450 visits over three sites, so each site has more than its latest 100.
             # Every tenth event_id is sent again, as a client retry with other fields.
             for number in range(LATEST_VISITS_CAPACITY * 3 + 150):
@@ -111,8 +111,8 @@ def test_offline_rebuild_equals_live_stats(tmp_path: Path, stats_lost: bool) -> 
                 assert _post_visit(client, number, event_id).status_code == 202
                 if number % 10 == 0:
                     assert _post_visit(client, number + 1, event_id).status_code == 202
-        _wait_until_stats_caught_up(server.base_url, db_path)
-        live = _all_api_stats(server.base_url)
+        _wait_until_stats_caught_up(server, db_path)
+        live = _all_api_stats(server)
     finally:
         server.stop()
 
@@ -126,7 +126,7 @@ def test_offline_rebuild_equals_live_stats(tmp_path: Path, stats_lost: bool) -> 
     assert f"stats rebuilt from {stored_count} events" in rebuild.stderr
     server.start()
     try:
-        rebuilt = _all_api_stats(server.base_url)
+        rebuilt = _all_api_stats(server)
     finally:
         server.stop()
 
@@ -171,8 +171,8 @@ def test_rebuild_during_ingest_equals_recount(tmp_path: Path) -> None:
         wait_for(lambda: len(accepted) >= accepted_at_last_rebuild + 100, timeout_s=20)
         stop.set()
         sender.join(timeout=20)
-        _wait_until_stats_caught_up(server.base_url, db_path)
-        live = _all_api_stats(server.base_url)
+        _wait_until_stats_caught_up(server, db_path)
+        live = _all_api_stats(server)
     finally:
         stop.set()
         server.stop()

@@ -1,10 +1,12 @@
-"""The `footfall` command: `serve`, `worker`, `db migrate` and `stats rebuild`."""
+"""The `footfall` command: `serve`, `worker`, `db migrate`, `stats rebuild`, `retention run`,
+`erase` and `token`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import errno
+import functools
 import logging
 import os
 import signal
@@ -13,6 +15,7 @@ import sys
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from footfall import __version__
 from footfall.config import (
@@ -22,11 +25,18 @@ from footfall.config import (
     DEFAULT_PORT,
     Settings,
 )
-from footfall.errors import ConfigurationError, FootfallError
+from footfall.errors import ConfigurationError, FootfallError, InvalidInput
 from footfall.ingest.client_ip import parse_trusted_proxies
 from footfall.ingest.guards import DEFAULT_BURST, DEFAULT_RATE_PER_S
 from footfall.ingest.validation import SITE_PATTERN
 from footfall.log.base import STATS_GROUP, STORE_GROUP
+from footfall.maintenance import (
+    ADMIN_LOCK_WAIT_S,
+    MAX_RETENTION_DAYS,
+    canonical_erasure_ip,
+    checked_erasure_email,
+    retention_interval_s,
+)
 from footfall.privacy import EmailMode, IpMode
 
 logger = logging.getLogger("footfall")
@@ -50,6 +60,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(settings))
         if args.command == "stats" and args.stats_command == "rebuild":
             return asyncio.run(_rebuild(settings))
+        if args.command == "token":
+            from footfall.token_commands import run_token_command
+
+            return asyncio.run(run_token_command(settings, args))
+        if args.command == "retention" and args.retention_command == "run":
+            return asyncio.run(_retention_run(settings))
+        if args.command == "erase":
+            ip, email = _erasure_target(args)
+            return asyncio.run(_erase(settings, ip, email))
     except FootfallError as error:
         print(f"footfall: {error}", file=sys.stderr)
         return 2
@@ -106,7 +125,30 @@ def _parser() -> argparse.ArgumentParser:
         f"(env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
     )
 
+    serve.add_argument(
+        "--public-dashboard",
+        action="store_true",
+        default=_env_flag("FOOTFALL_PUBLIC_DASHBOARD"),
+        help="let anyone read the dashboard and the read endpoints without credentials; "
+        "they then see IPs, e-mail addresses and coordinates masked "
+        "(env FOOTFALL_PUBLIC_DASHBOARD=1, default off)",
+    )
+    serve.add_argument(
+        "--public-metrics",
+        action="store_true",
+        default=_env_flag("FOOTFALL_PUBLIC_METRICS"),
+        help="serve /metrics without credentials (env FOOTFALL_PUBLIC_METRICS=1, default off: "
+        "a scraper sends 'Authorization: Bearer <token>')",
+    )
+    serve.add_argument(
+        "--secure-cookies",
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag("FOOTFALL_SECURE_COOKIES", None),
+        help="mark the dashboard session cookie Secure, so browsers send it over https only "
+        "(env FOOTFALL_SECURE_COOKIES=1 or 0; default on unless --host is a loopback address)",
+    )
     _add_guard_options(serve)
+    _add_retention_option(serve)
     _add_collector_options(serve)
 
     worker = commands.add_parser(
@@ -127,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("FOOTFALL_CONSUMER_NAME"),
         help="this worker's name in its groups (env FOOTFALL_CONSUMER_NAME, default host-pid)",
     )
+    _add_retention_option(worker)
 
     database = commands.add_parser("db", help="manage the PostgreSQL schema")
     database_commands = database.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
@@ -139,7 +182,46 @@ def _parser() -> argparse.ArgumentParser:
     _add_backend_options(
         stats_commands.add_parser("rebuild", help="recompute all stats from the stored events")
     )
+
+    from footfall.token_commands import add_token_parser
+
+    add_token_parser(commands, _add_backend_options)
+    retention = commands.add_parser("retention", help="delete old events")
+    retention_commands = retention.add_subparsers(
+        dest="retention_command", metavar="COMMAND", required=True
+    )
+    retention_run = retention_commands.add_parser(
+        "run",
+        help="delete events older than --retention-days once, then recount the stats",
+        description="Run one retention pass now, as serve (embedded) or worker (distributed) "
+        "do every hour when --retention-days is set.",
+    )
+    _add_backend_options(retention_run)
+    _add_retention_option(retention_run)
+
+    erase = commands.add_parser(
+        "erase",
+        help="delete one visitor's visits everywhere footfall keeps them",
+        description="Delete every visit of one visitor from the event store, the stats and the "
+        "visits still waiting in the event log, under every form the IP and e-mail modes "
+        "store them (full, truncated, hashed). Give --ip, --email or both. Repeating it is "
+        "harmless.",
+    )
+    _add_backend_options(erase)
+    erase.add_argument("--ip", metavar="ADDR", help="the visitor's IPv4 or IPv6 address")
+    erase.add_argument("--email", metavar="ADDR", help="the visitor's e-mail address")
     return parser
+
+
+def _add_retention_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--retention-days",
+        default=os.environ.get("FOOTFALL_RETENTION_DAYS"),
+        metavar="N",
+        help="delete events older than N days, at start-up and every hour (embedded: in "
+        "serve; distributed: in the workers) (env FOOTFALL_RETENTION_DAYS, default: keep "
+        "events forever)",
+    )
 
 
 def _add_guard_options(serve: argparse.ArgumentParser) -> None:
@@ -179,14 +261,14 @@ def _add_guard_options(serve: argparse.ArgumentParser) -> None:
     guards.add_argument(
         "--keep-bots",
         action="store_true",
-        default=os.environ.get("FOOTFALL_KEEP_BOTS", "") in ("1", "true", "yes"),
+        default=_env_flag("FOOTFALL_KEEP_BOTS"),
         help="store and count visits from crawlers, headless browsers and scripts too; by "
         "default they get 202 and are dropped (env FOOTFALL_KEEP_BOTS=1)",
     )
     guards.add_argument(
         "--respect-dnt",
         action="store_true",
-        default=os.environ.get("FOOTFALL_RESPECT_DNT", "") in ("1", "true", "yes"),
+        default=_env_flag("FOOTFALL_RESPECT_DNT"),
         help="answer visits with DNT: 1 or Sec-GPC: 1 with 202 but do not store them "
         "(env FOOTFALL_RESPECT_DNT=1)",
     )
@@ -250,6 +332,18 @@ def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
+def _env_flag(name: str, default: bool | None = False) -> bool | None:
+    """Read a yes/no environment variable: 1, true, yes, on or 0, false, no, off."""
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigurationError(f"invalid {name}={value!r}: expected 1 or 0 (or true or false)")
+
+
 def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     # Also accepted after the command; SUPPRESS keeps the value given before it otherwise.
     parser.add_argument(
@@ -279,12 +373,15 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    common = {
+    common: dict[str, Any] = {
         "db_path": args.db,
         "log_level": args.log_level,
         "redis_url": args.redis_url or None,
         "database_url": args.database_url or None,
+        "retention_days": _retention_days(getattr(args, "retention_days", None)),
     }
+    if common["retention_days"] is not None:
+        retention_interval_s()  # Fails here, before start-up, on an invalid interval.
     if args.command == "worker":
         groups = tuple(dict.fromkeys(args.group or [STATS_GROUP, STORE_GROUP]))
         return Settings(**common, groups=groups, consumer_name=args.consumer_name)
@@ -341,6 +438,9 @@ def _settings(args: argparse.Namespace) -> Settings:
         umami_sites=_umami_sites(
             args.umami_site if args.umami_site is not None else _env_list("FOOTFALL_UMAMI_SITES")
         ),
+        public_dashboard=args.public_dashboard,
+        public_metrics=args.public_metrics,
+        secure_cookies=args.secure_cookies,
     )
 
 
@@ -373,6 +473,35 @@ def _umami_sites(pairs: list[str]) -> tuple[tuple[str, str], ...]:
             )
         sites[website_id] = site
     return tuple(sites.items())
+
+
+def _retention_days(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_RETENTION_DAYS:
+        raise ConfigurationError(
+            f"invalid --retention-days {value!r} (or FOOTFALL_RETENTION_DAYS): expected a "
+            f"whole number of days from 1 to {MAX_RETENTION_DAYS}, or leave it unset to keep "
+            "events forever"
+        )
+    return int(value)
+
+
+def _erasure_target(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if args.ip is None and args.email is None:
+        raise ConfigurationError("erase needs --ip ADDR, --email ADDR or both")
+    ip = email = None
+    try:
+        if args.ip is not None:
+            ip = canonical_erasure_ip(args.ip)
+    except InvalidInput as error:
+        raise ConfigurationError(f"--ip: {error}") from None
+    try:
+        if args.email is not None:
+            email = checked_erasure_email(args.email)
+    except InvalidInput as error:
+        raise ConfigurationError(f"--email: {error}") from None
+    return ip, email
 
 
 def _checked_sites(sites: list[str]) -> list[str]:
@@ -513,13 +642,52 @@ async def _migrate(settings: Settings) -> int:
     return 0
 
 
-async def _rebuild(settings: Settings) -> int:
-    from footfall.deployment import create_deployment
-
+def _check_embedded_database(settings: Settings) -> None:
     if not settings.distributed and not settings.db_path.exists():
         raise ConfigurationError(
             f"SQLite database {settings.db_path} not found: pass the --db that footfall serve uses"
         )
+
+
+async def _retention_run(settings: Settings) -> int:
+    from footfall.deployment import create_deployment
+    from footfall.maintenance import run_retention
+
+    if settings.retention_days is None:
+        raise ConfigurationError(
+            "retention run needs --retention-days N (or FOOTFALL_RETENTION_DAYS)"
+        )
+    _check_embedded_database(settings)
+    deployment = create_deployment(settings)
+    await deployment.open_admin()
+    try:
+        await run_retention(
+            functools.partial(deployment.delete_before, lock_wait_s=ADMIN_LOCK_WAIT_S),
+            settings.retention_days,
+        )
+    finally:
+        await deployment.close()
+    return 0
+
+
+async def _erase(settings: Settings, ip: str | None, email: str | None) -> int:
+    from footfall.deployment import create_deployment
+
+    _check_embedded_database(settings)
+    deployment = create_deployment(settings)
+    await deployment.open_admin()
+    try:
+        deleted = await deployment.erase_visitor(ip, email, lock_wait_s=ADMIN_LOCK_WAIT_S)
+    finally:
+        await deployment.close()
+    print(f"erased: {deleted} events deleted")
+    return 0
+
+
+async def _rebuild(settings: Settings) -> int:
+    from footfall.deployment import create_deployment
+
+    _check_embedded_database(settings)
     deployment = create_deployment(settings)
     await deployment.open_admin()
     try:

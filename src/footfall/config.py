@@ -20,6 +20,7 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_BACKLOG = 1_000_000
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,21 @@ class Settings:
     """Extra paths of Umami's `/api/send` collector."""
     umami_sites: tuple[tuple[str, str], ...] = ()
     """(website id, site name) pairs; an Umami website id not listed here is the site name."""
+    public_dashboard: bool = False
+    public_metrics: bool = False
+    secure_cookies: bool | None = None
+
+    @property
+    def session_cookie_secure(self) -> bool:
+        """Return whether the session cookie gets the Secure attribute.
+
+        Unless set, it is on for every host but a loopback one: a browser sends a Secure
+        cookie only over https, and a server on 127.0.0.1 is usually reached over plain http
+        on the same machine. Behind a TLS proxy on loopback, set `--secure-cookies`.
+        """
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return self.host not in LOOPBACK_HOSTS
 
     @property
     def distributed(self) -> bool:

@@ -24,10 +24,17 @@ from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.config import Settings
 from footfall.consumers.groups import stats_consumer, store_consumer
 from footfall.consumers.loop import BatchConsumer, BatchPolicy
+from footfall.credentials.redis import RedisCredentialStore
+from footfall.credentials.sqlite import SqliteCredentialStore
 from footfall.errors import BackendUnavailable, ConfigurationError
 from footfall.log.base import STATS_GROUP, STORE_GROUP
 from footfall.log.redis import RedisEventLog, StreamPolicy
 from footfall.log.sqlite import SqliteEventLog, read_offset
+from footfall.maintenance import (
+    DistributedMaintenance,
+    retention_interval_s,
+    retention_schedule,
+)
 from footfall.metrics import (
     BatchHistogram,
     GroupFacts,
@@ -37,7 +44,15 @@ from footfall.metrics import (
     lag_seconds,
     redis_fields,
 )
-from footfall.privacy import RedisHashKeys, SqliteHashKeys
+from footfall.privacy import (
+    EmailMode,
+    HashKeyStore,
+    IpMode,
+    Pseudonymizer,
+    RedisHashKeys,
+    SqliteHashKeys,
+    StoredForms,
+)
 from footfall.stats.redis import RedisStatsStore
 from footfall.stats.sqlite import SqliteStatsStore
 from footfall.store.postgres import PostgresEventStore
@@ -78,6 +93,7 @@ class EmbeddedDeployment:
         self.log = SqliteEventLog(self.database)
         self.store = SqliteEventStore(self.database)
         self.stats = SqliteStatsStore(self.database)
+        self.credentials = SqliteCredentialStore(self.database)
         self.counters = IngestCounters()
         # The consumer shares the process and SQLite's write lock with ingest, so it waits
         # a little between batches to apply fewer, larger ones.
@@ -86,6 +102,8 @@ class EmbeddedDeployment:
         self._settings = settings
         self.description = f"SQLite database {settings.db_path.resolve()}"
         self._tasks: list[asyncio.Task[None]] = []
+        self._retention_tasks: list[asyncio.Task[None]] = []
+        self._closing = asyncio.Event()
         self._accepted_total = 0
         self._rejected_total: Counter[str] = Counter()
         self._ignored_total: Counter[str] = Counter()
@@ -94,12 +112,36 @@ class EmbeddedDeployment:
     async def start_api(self) -> None:
         self.log.start()
         self._tasks = [asyncio.create_task(consumer.run()) for consumer in self.consumers]
+        if self._settings.retention_days is not None:
+            self._retention_tasks.append(
+                asyncio.create_task(
+                    retention_schedule(
+                        self.delete_before,
+                        self._settings.retention_days,
+                        self._closing,
+                        retention_interval_s(),
+                    )
+                )
+            )
         self.description = (
             f"SQLite database {self._settings.db_path.resolve()} (sqlite {sqlite3.sqlite_version})"
         )
 
     async def open_admin(self) -> None:
         return None
+
+    async def delete_before(self, cutoff_ms: int, lock_wait_s: float = 0.0) -> int:
+        """Delete the visits received before `cutoff_ms`; the stats are recounted with it."""
+        return await self.store.delete_before(cutoff_ms)
+
+    async def erase_visitor(
+        self, ip: str | None, email: str | None, lock_wait_s: float = 0.0
+    ) -> int:
+        """Delete every visit stored under any form of `ip` or `email`, with the stats."""
+        forms = await stored_forms(self.hash_keys, ip, email)
+        deleted = await self.store.erase(forms.ips, forms.emails)
+        log_erasure(deleted)
+        return deleted
 
     async def metrics_snapshot(self) -> Snapshot:
         accepted, rejected, ignored = self.counters.take()
@@ -120,6 +162,9 @@ class EmbeddedDeployment:
 
     async def close(self) -> None:
         """Stop taking visits, commit the queued ones, let the consumer catch up, then close."""
+        self._closing.set()
+        if self._retention_tasks:
+            await asyncio.gather(*self._retention_tasks)
         await self.log.close()
         for consumer in self.consumers:
             consumer.stop()
@@ -156,7 +201,9 @@ class DistributedDeployment:
         self.log = RedisEventLog(self.client, StreamPolicy(max_backlog=settings.max_backlog))
         self.stats = RedisStatsStore(self.client)
         self.hash_keys = RedisHashKeys(self.client, keys.HASH_KEYS)
+        self.credentials = RedisCredentialStore(self.client)
         self.store: PostgresEventStore
+        self.maintenance: DistributedMaintenance
         self.counters = IngestCounters()
         self.consumers: list[BatchConsumer] = []
         self.description = "Redis and PostgreSQL"
@@ -172,6 +219,13 @@ class DistributedDeployment:
         assert self._settings.database_url
         pool = await open_pool(self._settings.database_url)
         self.store = PostgresEventStore(pool)
+        self.maintenance = DistributedMaintenance(
+            self.client,
+            self.log.erasures,
+            self.store,
+            self.stats,
+            worker_batch_policy().claim_idle_ms,
+        )
         schema = await migrate(pool)
         postgres_version = await server_version(pool)
         await self.log.create_groups()
@@ -196,10 +250,40 @@ class DistributedDeployment:
         if STATS_GROUP in self._settings.groups:
             self.consumers.append(stats_consumer(self.log, self.stats, name, policy))
         if STORE_GROUP in self._settings.groups:
-            self.consumers.append(store_consumer(self.log, self.store, name, policy))
+            self.consumers.append(
+                store_consumer(self.log, self.store, name, policy, self.log.erasures.drop_erased)
+            )
         self._tasks += [asyncio.create_task(consumer.run()) for consumer in self.consumers]
         self._tasks.append(asyncio.create_task(self._flush_metrics_loop()))
         self._tasks.append(asyncio.create_task(self._trim_loop()))
+        if self._settings.retention_days is not None:
+            self._tasks.append(
+                asyncio.create_task(
+                    retention_schedule(
+                        self.delete_before,
+                        self._settings.retention_days,
+                        self._closing,
+                        retention_interval_s(),
+                    )
+                )
+            )
+
+    async def delete_before(self, cutoff_ms: int, lock_wait_s: float = 0.0) -> int:
+        """Delete the visits received before `cutoff_ms`, then rebuild the stats.
+
+        Raises MaintenanceBusy when another process holds the lock after `lock_wait_s`.
+        """
+        return await self.maintenance.delete_before(cutoff_ms, lock_wait_s)
+
+    async def erase_visitor(
+        self, ip: str | None, email: str | None, lock_wait_s: float = 0.0
+    ) -> int:
+        """Delete every visit stored under any form of `ip` or `email`, also from the stream's
+        unconsumed entries, then rebuild the stats. See `DistributedMaintenance.erase`."""
+        forms = await stored_forms(self.hash_keys, ip, email)
+        deleted = await self.maintenance.erase(forms, lock_wait_s)
+        log_erasure(deleted)
+        return deleted
 
     async def wait(self) -> None:
         """Wait until every consumer has stopped."""
@@ -303,6 +387,18 @@ class DistributedDeployment:
     async def _oldest_unacked_ms(self, group: str, info: dict[str, Any]) -> int | None:
         oldest = await self.log.oldest_unacked_id(group, info["last_delivered_id"])
         return parse_stream_id(oldest)[0] if oldest is not None else None
+
+
+async def stored_forms(hash_keys: HashKeyStore, ip: str | None, email: str | None) -> StoredForms:
+    """Return every form a visitor may be stored under, whichever modes were on."""
+    # The modes only matter to `apply`; stored_forms lists the forms of every mode.
+    pseudonymizer = Pseudonymizer(IpMode.FULL, EmailMode.KEEP, hash_keys)
+    return await pseudonymizer.stored_forms(ip, email)
+
+
+def log_erasure(deleted: int) -> None:
+    # The address is personal data, so the log records only that an erasure happened.
+    logger.info("erased one visitor: %d events deleted", deleted)
 
 
 def _by_reason(fields: dict[str, int], prefix: str) -> dict[str, int]:

@@ -17,13 +17,22 @@ CRASH_POINTS = (
     "store.before_commit",
     "store.after_commit",
 )
+"""The consumers' crash points, which the worker-kill test arms."""
+
+MAINTENANCE_CRASH_POINTS = (
+    "maintenance.after_delete",
+    "maintenance.before_rebuild",
+)
+"""Crash points of a retention pass or an erasure. At `after_delete` the delete is done but
+not committed (SQLite) or the stats are not rebuilt yet (distributed). `before_rebuild` is
+distributed only: right before the stats rebuild."""
 
 
 def _parse(value: str) -> dict[str, float]:
     points: dict[str, float] = {}
     for item in value.split(","):
         name, _, probability = item.strip().partition("=")
-        if name in CRASH_POINTS:
+        if name in CRASH_POINTS or name in MAINTENANCE_CRASH_POINTS:
             points[name] = float(probability or 1)
     return points
 

@@ -10,8 +10,8 @@ address stays in memory only as long as the rate limiter needs it.
 - `--ip-mode hashed` keeps `h:` and a keyed hash (HMAC-SHA-256, cut to 96 bits). The key
   rotates every UTC day at midnight: a visitor is one visitor within a day and a new one
   the next day. Keys are random, shared by every process through the deployment's key
-  store, and deleted once two days old, so after that nobody, the operator included, can
-  link a hash to an address again.
+  store, and deleted once two days old. After that, not even the operator can link a
+  hash to an address again.
 - `--email-mode keep|hash|drop` does the same for e-mail addresses (`hash` uses the
   same daily key, after lower-casing the address).
 

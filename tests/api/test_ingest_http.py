@@ -190,7 +190,7 @@ def chunked_body(total_bytes: int) -> Iterator[bytes]:
 
 
 def test_huge_chunked_body_413_then_next_visit_accepted(server: ServerProcess) -> None:
-    with httpx.Client(base_url=server.base_url, timeout=30) as http:
+    with server.client(timeout=30) as http:
         try:
             response = http.post(
                 "/api/events",
@@ -202,7 +202,7 @@ def test_huge_chunked_body_413_then_next_visit_accepted(server: ServerProcess) -
             # The server may close the connection while the client is still sending.
             status = None
 
-    with httpx.Client(base_url=server.base_url, timeout=10) as http:
+    with server.client(timeout=10) as http:
         assert status in (413, None)
         assert_only_marker_stored(http)
 
@@ -314,7 +314,7 @@ def test_forged_forwarded_for_ignored_from_untrusted_peer(client: httpx.Client) 
 
 
 def test_trusted_proxy_ipv6_stored_whole(proxied_server: ServerProcess) -> None:
-    with httpx.Client(base_url=proxied_server.base_url, timeout=10) as http:
+    with proxied_server.client(timeout=10) as http:
         response = http.post(
             "/api/events", json=VISIT, headers={"x-forwarded-for": "2001:db8:85a3::8a2e:370:7334"}
         )
@@ -323,7 +323,7 @@ def test_trusted_proxy_ipv6_stored_whole(proxied_server: ServerProcess) -> None:
 
 
 def test_trusted_proxy_port_removed(proxied_server: ServerProcess) -> None:
-    with httpx.Client(base_url=proxied_server.base_url, timeout=10) as http:
+    with proxied_server.client(timeout=10) as http:
         response = http.post(
             "/api/events", json=VISIT, headers={"x-forwarded-for": "203.0.113.7:51234"}
         )
@@ -332,7 +332,7 @@ def test_trusted_proxy_port_removed(proxied_server: ServerProcess) -> None:
 
 
 def test_trusted_proxy_forwarded_header(proxied_server: ServerProcess) -> None:
-    with httpx.Client(base_url=proxied_server.base_url, timeout=10) as http:
+    with proxied_server.client(timeout=10) as http:
         response = http.post(
             "/api/events", json=VISIT, headers={"forwarded": 'for="[::ffff:192.0.2.10]:443"'}
         )
@@ -341,7 +341,7 @@ def test_trusted_proxy_forwarded_header(proxied_server: ServerProcess) -> None:
 
 
 def test_trusted_proxy_non_ip_header_ignored(proxied_server: ServerProcess) -> None:
-    with httpx.Client(base_url=proxied_server.base_url, timeout=10) as http:
+    with proxied_server.client(timeout=10) as http:
         response = http.post("/api/events", json=VISIT, headers={"x-forwarded-for": "<script>"})
 
         assert latest_visit(http, response.json()["id"])["ip"] == "127.0.0.1"

@@ -28,7 +28,7 @@ def settled_stats(http: httpx.Client, total: int, site: str = "default", **param
 
 @pytest.fixture
 def proxied(proxied_server: ServerProcess) -> Any:
-    with httpx.Client(base_url=proxied_server.base_url, timeout=10) as http:
+    with proxied_server.client(timeout=10) as http:
         yield http
 
 

@@ -10,35 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
+from support.browser import DESKTOP_USER_AGENT, log_in
 from support.server import ServerProcess, wait_for
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_PATH = "/usr/bin/chromium"
-# Without these flags Chromium keeps trying to reach Google's hosts, which this network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# The headless user agent names HeadlessChrome; a visitor's browser does not.
-DESKTOP_USER_AGENT = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/156.0.0.0 Safari/537.36"
-)
 PARIS = {"latitude": 48.8566, "longitude": 2.3522}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
@@ -69,7 +47,9 @@ def test_tracked_visit_shown_on_dashboard(
     visitor.goto(f"{site_origin}/page.html")
 
     def first_visit() -> dict[str, object] | None:
-        visits = httpx.get(f"{server.base_url}/api/stats").json()["latest_visits"]
+        visits = httpx.get(f"{server.base_url}/api/stats", headers=server.auth_headers).json()[
+            "latest_visits"
+        ]
         return visits[0] if visits else None
 
     visit = wait_for(first_visit)
@@ -80,7 +60,7 @@ def test_tracked_visit_shown_on_dashboard(
     assert visit["title"] == "Pricing"
 
     dashboard = context.new_page()
-    dashboard.goto(f"{server.base_url}/")
+    log_in(dashboard, server)
     row = dashboard.locator(f'[data-testid="visit-row"][data-id="{visit["id"]}"]')
     expect(row).to_be_visible(timeout=6_000)
     expect(row.locator('[data-field="timezone"]')).to_have_text("Asia/Tokyo")
@@ -94,7 +74,7 @@ def test_tracked_visit_shown_on_dashboard(
 def test_dashboard_refreshes_by_itself(browser: Browser, server: ServerProcess) -> None:
     context = browser.new_context(user_agent=DESKTOP_USER_AGENT)
     dashboard = context.new_page()
-    dashboard.goto(f"{server.base_url}/")
+    log_in(dashboard, server)
     expect(dashboard.locator('[data-testid="total-visits"]')).to_have_text("0", timeout=6_000)
 
     response = httpx.post(
@@ -123,7 +103,9 @@ def test_tracker_without_geolocation_opt_in(
     page.add_script_tag(url=f"{server.base_url}/tracker.js")
 
     def visits() -> list[dict[str, object]] | None:
-        latest = httpx.get(f"{server.base_url}/api/stats").json()["latest_visits"]
+        latest = httpx.get(f"{server.base_url}/api/stats", headers=server.auth_headers).json()[
+            "latest_visits"
+        ]
         return latest or None
 
     visit = wait_for(visits)[0]

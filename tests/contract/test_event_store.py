@@ -364,3 +364,91 @@ def test_out_of_range_cursor_is_handled(
         assert page.next_cursor is None
 
     run_scenario(scenario)
+
+
+def _visitor_visit(event_id: str, ip: str, email: str | None, received_at_ms: int) -> Visit:
+    return Visit(
+        id=event_id,
+        site="site-a",
+        received_at_ms=received_at_ms,
+        ip=ip,
+        timezone="Europe/Berlin",
+        email=email,
+    )
+
+
+def test_delete_before_deletes_older_only(run_scenario: RunScenario) -> None:
+    visits = [_visit(f"id-{number}", BASE_TIME_MS + number * 1_000) for number in range(10)]
+    cutoff_ms = BASE_TIME_MS + 4_000
+
+    async def scenario(backend: Backend) -> None:
+        async with backend.event_store() as store:
+            await store.store_batch(_entries(visits))
+            deleted = await store.delete_before(cutoff_ms)
+            repeated = await store.delete_before(cutoff_ms)
+            stored = await _all_stored(store)
+            page = await store.page("site-a", 100, None)
+
+        assert deleted == 4
+        assert repeated == 0, "a repeated retention run must delete nothing more"
+        assert sorted(visit.id for visit in stored) == [f"id-{number}" for number in range(4, 10)]
+        assert [visit.id for visit in page.visits] == [f"id-{n}" for n in range(9, 3, -1)]
+
+    run_scenario(scenario)
+
+
+def test_delete_before_on_empty_store(run_scenario: RunScenario) -> None:
+    async def scenario(backend: Backend) -> None:
+        async with backend.event_store() as store:
+            deleted = await store.delete_before(BASE_TIME_MS)
+
+        assert deleted == 0
+
+    run_scenario(scenario)
+
+
+def test_erase_by_ip_and_email(run_scenario: RunScenario) -> None:
+    visits = [
+        _visitor_visit("ip-1", "192.0.2.1", None, BASE_TIME_MS),
+        _visitor_visit("ip-2", "192.0.2.1", "other@example.com", BASE_TIME_MS + 1),
+        _visitor_visit("mail-1", "192.0.2.2", "ada@example.com", BASE_TIME_MS + 2),
+        _visitor_visit("mail-2", "192.0.2.3", "ada@example.com", BASE_TIME_MS + 3),
+        _visitor_visit("keep-1", "192.0.2.4", "bob@example.com", BASE_TIME_MS + 4),
+        _visitor_visit("keep-2", "192.0.2.10", None, BASE_TIME_MS + 5),
+    ]
+
+    async def scenario(backend: Backend) -> None:
+        async with backend.event_store() as store:
+            await store.store_batch(_entries(visits))
+            by_ip = await store.erase(["192.0.2.1", "h:0123456789abcdef01234567"], [])
+            by_email = await store.erase([], ["ada@example.com"])
+            repeated = await store.erase(["192.0.2.1"], ["ada@example.com"])
+            stored = await _all_stored(store)
+
+        assert by_ip == 2
+        assert by_email == 2
+        assert repeated == 0, "a repeated erasure must delete nothing more"
+        assert sorted(visit.id for visit in stored) == ["keep-1", "keep-2"]
+
+    run_scenario(scenario)
+
+
+def test_erase_matches_exact_values_only(run_scenario: RunScenario) -> None:
+    visits = [
+        _visitor_visit("prefix", "192.0.2.10", "ada@example.com.au", BASE_TIME_MS),
+        _visitor_visit("case", "192.0.2.11", "ADA@example.com", BASE_TIME_MS + 1),
+        _visitor_visit("target", "192.0.2.1", None, BASE_TIME_MS + 2),
+    ]
+
+    async def scenario(backend: Backend) -> None:
+        async with backend.event_store() as store:
+            await store.store_batch(_entries(visits))
+            deleted = await store.erase(["192.0.2.1"], ["ada@example.com"])
+            nothing = await store.erase([], [])
+            stored = await _all_stored(store)
+
+        assert deleted == 1
+        assert nothing == 0
+        assert sorted(visit.id for visit in stored) == ["case", "prefix"]
+
+    run_scenario(scenario)

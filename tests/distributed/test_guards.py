@@ -82,7 +82,7 @@ def test_backlog_bound_answers_503(tmp_path: Path, urls: DistributedUrls) -> Non
     api = ServerProcess(tmp_path / "footfall.db", [*urls.args(), "--max-backlog", "5"]).start()
     accepted = 0
     try:
-        with httpx.Client(base_url=api.base_url, timeout=10) as http:
+        with api.client(timeout=10) as http:
 
             def rejected() -> httpx.Response | None:
                 nonlocal accepted

@@ -103,7 +103,10 @@ def test_ingest_survives_postgres_outage(tmp_path: Path, redis_url: str) -> None
                 sender.wait_for_more_accepted(VISITS_PER_PHASE, timeout_s=60)
                 wait_for_counted_above(urls.redis_url, counted_before, timeout_s=30)
                 history = httpx.get(
-                    f"{api.base_url}/api/events", params={"site": SITES[0]}, timeout=60
+                    f"{api.base_url}/api/events",
+                    params={"site": SITES[0]},
+                    headers=api.auth_headers,
+                    timeout=60,
                 )
                 assert history.status_code == 503, history.text
                 assert history.headers.get("retry-after") == "1"

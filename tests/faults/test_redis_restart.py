@@ -17,7 +17,6 @@ import os
 import signal
 from pathlib import Path
 
-import httpx
 import pytest
 import redis.asyncio as redis
 from support.server import ServerProcess, WorkerProcess
@@ -100,7 +99,7 @@ def run_with_restarts(
         sender.start()
         sender.wait_for_more_accepted(VISITS_PER_PHASE, timeout_s=60)
 
-        with httpx.Client(base_url=api.base_url, timeout=60) as client:
+        with api.client(timeout=60) as client:
             for stop_signal in (signal.SIGTERM, signal.SIGKILL):
                 redis_server.stop(stop_signal)
 

@@ -99,3 +99,24 @@ def test_missing_peer_unknown() -> None:
 def test_invalid_trusted_proxy_named() -> None:
     with pytest.raises(ConfigurationError, match="not-a-cidr"):
         parse_trusted_proxies(["not-a-cidr"])
+
+
+def test_untrusted_private_proxy_warns_once(caplog: pytest.LogCaptureFixture) -> None:
+    resolver = ClientIpResolver(())
+    headers = [(b"x-forwarded-for", b"203.0.113.9")]
+
+    for _ in range(3):
+        assert resolver.resolve("10.0.0.5", headers) == "10.0.0.5"
+
+    warnings = [r for r in caplog.records if "--trusted-proxy 10.0.0.5" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_public_peer_with_proxy_headers_no_warning(caplog: pytest.LogCaptureFixture) -> None:
+    resolver = ClientIpResolver(())
+
+    # Documentation ranges such as 198.51.100.0/24 count as private in ipaddress.
+    resolver.resolve("8.8.4.4", [(b"x-forwarded-for", b"203.0.113.9")])
+    resolver.resolve("10.0.0.5", [(b"user-agent", b"curl/8.5.0")])
+
+    assert not [r for r in caplog.records if "trusted proxy" in r.getMessage()]

@@ -10,9 +10,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
+
+from support.auth import bearer, provision_admin_token, run_token_command
 
 STARTUP_TIMEOUT_S = 20.0
 
@@ -58,21 +60,54 @@ class ServerProcess(FootfallProcess):
 
     With `--redis-url` and `--database-url` in `extra_args` it serves the distributed
     deployment, and `workers` (a list of WorkerProcess) run its consumers.
+
+    Before its first start it creates an admin token in its store (unless `token` is given,
+    or `provision_token` is False for a first-run test). `client()` and `auth_headers` send
+    that token, so the read endpoints answer.
     """
 
-    def __init__(self, db_path: Path, extra_args: Sequence[str] = (), log_path: Path | None = None):
+    def __init__(
+        self,
+        db_path: Path,
+        extra_args: Sequence[str] = (),
+        log_path: Path | None = None,
+        *,
+        token: str | None = None,
+        provision_token: bool = True,
+    ):
         self.db_path = db_path
         self.port = free_port()
         self.extra_args = list(extra_args)
         self.log_path = log_path or db_path.with_suffix(".log")
         self.process: subprocess.Popen[bytes] | None = None
         self.workers: list[WorkerProcess] = []
+        self.token = token
+        self.provision_token = provision_token
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header with this server's admin token."""
+        if self.token is None:
+            raise RuntimeError("this server has no provisioned token (provision_token=False)")
+        return bearer(self.token)
+
+    def client(self, **options: Any) -> httpx.Client:
+        """Return an httpx client for this server that sends its admin token."""
+        headers = {**self.auth_headers, **options.pop("headers", {})}
+        options.setdefault("timeout", 10)
+        return httpx.Client(base_url=self.base_url, headers=headers, **options)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def token_command(self, *command: str) -> subprocess.CompletedProcess[str]:
+        """Run `footfall token COMMAND...` against this server's store."""
+        return run_token_command(self.db_path, self.extra_args, *command)
+
     def start(self) -> ServerProcess:
+        if self.token is None and self.provision_token:
+            self.token = provision_admin_token(self.db_path, self.extra_args)
         command = [
             sys.executable,
             "-m",
@@ -107,6 +142,10 @@ class ServerProcess(FootfallProcess):
                 pass
             time.sleep(0.05)
         raise RuntimeError(f"footfall serve not ready in {STARTUP_TIMEOUT_S} s:\n{self.log_text()}")
+
+
+StartServer = Callable[..., ServerProcess]
+"""The `start_server` fixture: start a server with extra `serve` flags (see conftest.py)."""
 
 
 def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, interval_s: float = 0.05) -> T:

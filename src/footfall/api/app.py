@@ -7,12 +7,17 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from footfall import __version__
+from footfall.api.admin import router as admin_router
+from footfall.api.auth import require_metrics_reader
 from footfall.api.collectors import CollectorRoute, Handler, collector_routes
+from footfall.api.first_run import create_first_admin
+from footfall.api.headers import SecurityHeaders
+from footfall.api.login import router as login_router
 from footfall.api.openapi import add_ingest_to_openapi
 from footfall.api.reads import router as reads_router
 from footfall.config import Settings
@@ -32,13 +37,18 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class FootfallApp:
-    """Sends the collector routes straight to their lean handlers and the rest to FastAPI."""
+    """Sends the collector routes straight to their lean handlers and the rest to FastAPI.
+
+    Only the FastAPI side gets the security headers and the credential checks: the collector
+    routes are public and keep their short CORS responses.
+    """
 
     def __init__(
         self, collectors: list[CollectorRoute], api: FastAPI, deployment: Deployment
     ) -> None:
         self.collectors: dict[str, Handler] = {route.path: route.handler for route in collectors}
         self.api = api
+        self.guarded_api = SecurityHeaders(api)
         self.deployment = deployment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -47,7 +57,7 @@ class FootfallApp:
             if handler is not None:
                 await handler(scope, receive, send)
                 return
-        await self.api(scope, receive, send)
+        await self.guarded_api(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FootfallApp:
@@ -58,6 +68,7 @@ def create_app(settings: Settings) -> FootfallApp:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await deployment.start_api()
+        await create_first_admin(deployment.credentials, settings)
         logger.info(
             "footfall %s serving the dashboard at http://%s:%d/ on %s",
             __version__,
@@ -76,7 +87,10 @@ def create_app(settings: Settings) -> FootfallApp:
         title="footfall", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None
     )
     api.state.deployment = deployment
+    api.state.settings = settings
     api.include_router(reads_router)
+    api.include_router(admin_router)
+    api.include_router(login_router)
     mount_dashboard(api)
     _add_metrics_route(api, deployment)
     _add_error_handlers(api)
@@ -107,7 +121,8 @@ def create_admission(settings: Settings, deployment: Deployment) -> Admission:
 
 
 def _add_metrics_route(api: FastAPI, deployment: Deployment) -> None:
-    @api.get("/metrics", include_in_schema=False)
+    # Left out of the OpenAPI document: it answers in the Prometheus text format, not JSON.
+    @api.get("/metrics", include_in_schema=False, dependencies=[Depends(require_metrics_reader)])
     async def metrics() -> Response:
         snapshot = await deployment.metrics_snapshot()
         return Response(render(snapshot), media_type=PROMETHEUS_CONTENT_TYPE)

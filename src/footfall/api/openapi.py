@@ -26,6 +26,7 @@ def add_ingest_to_openapi(api: FastAPI, collectors: list[tuple[str, str]]) -> No
         if api.openapi_schema:
             return api.openapi_schema
         document = get_openapi(title=api.title, version=api.version, routes=api.routes)
+        _drop_unused_validation_responses(document)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for model in (VisitBody, Accepted, ValidationErrors, ErrorDetail, *COLLECTOR_MODELS):
             schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -50,6 +51,7 @@ def _record_visit() -> dict[str, Any]:
             f"only once it is durable. Bodies over {MAX_BODY_BYTES} bytes get 413."
         ),
         "operationId": "record_visit",
+        "security": [],
         "requestBody": {
             "required": True,
             "content": {
@@ -60,9 +62,29 @@ def _record_visit() -> dict[str, Any]:
         "responses": {
             "202": {"description": "Stored durably", **_ref("Accepted")},
             "400": {"description": "Malformed JSON", **_ref("ErrorDetail")},
+            "403": {
+                "description": "The site or origin is not in the allowed list",
+                **_ref("ErrorDetail"),
+            },
             "413": {"description": "Body too large", **_ref("ErrorDetail")},
             "415": {"description": "Unsupported content type", **_ref("ErrorDetail")},
             "422": {"description": "Invalid fields", **_ref("ValidationErrors")},
+            "429": {
+                "description": "Too many visits from this client; retry after Retry-After",
+                "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+                **_ref("ErrorDetail"),
+            },
             "503": {"description": "Log unavailable, retry later", **_ref("ErrorDetail")},
         },
     }
+
+
+def _drop_unused_validation_responses(document: dict[str, Any]) -> None:
+    """Remove the 422 FastAPI documents for every route: footfall answers invalid query
+    parameters with 400 instead (see the error handlers in api/app.py)."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)

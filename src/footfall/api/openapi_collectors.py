@@ -72,7 +72,11 @@ def _errors() -> dict[str, Any]:
         "403": {"description": "Site or origin not allowed", **_json("ErrorDetail")},
         "413": {"description": "Body too large", **_json("ErrorDetail")},
         "415": {"description": "Unsupported content type", **_json("ErrorDetail")},
-        "429": {"description": "Rate limited, retry later", **_json("ErrorDetail")},
+        "429": {
+            "description": "Too many visits from this client; retry after Retry-After",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+            **_json("ErrorDetail"),
+        },
         "503": {"description": "Log unavailable, retry later", **_json("ErrorDetail")},
     }
 
@@ -93,6 +97,7 @@ def collector_operation(kind: str, index: int) -> dict[str, Any]:
             "description": "Plausible's Events API. A pageview or custom event is stored as a "
             f"visit without time zone; an engagement event is answered and not stored. {size}",
             "operationId": f"record_plausible_event_{index}",
+            "security": [],
             "requestBody": _body({"$ref": "#/components/schemas/PlausibleEventBody"}),
             "responses": {"202": _text("Stored durably, or dropped as a bot"), **_errors()},
         }
@@ -103,6 +108,7 @@ def collector_operation(kind: str, index: int) -> dict[str, Any]:
         "description": "Umami's collector. The text answer is a token that Umami's tracker "
         f"sends back in x-umami-cache; footfall does not read it. {size}",
         "operationId": f"record_umami_{'batch' if batch else 'event'}_{index}",
+        "security": [],
         "requestBody": _body({"type": "array", "items": item, "minItems": 1} if batch else item),
         "responses": {"200": _text("Stored durably, or dropped as a bot"), **_errors()},
     }

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from footfall.credentials.base import TokenRecord
+from footfall.errors import InvalidInput
 from footfall.ingest.validation import MAX_EMAIL_CHARS, MAX_TITLE_CHARS, MAX_URL_CHARS
+from footfall.maintenance import canonical_erasure_ip, checked_erasure_email
 from footfall.model import SiteStats, Visit, VisitorCount, iso_from_ms
 
 
@@ -116,3 +121,64 @@ class EventPageOut(BaseModel):
 
     events: list[VisitOut]
     next_cursor: str | None
+
+
+class TokenOut(BaseModel):
+    """An API token as an admin sees it: never its secret, nor the hash of the secret."""
+
+    id: str
+    name: str
+    role: Literal["admin", "read"]
+    created_at: str
+    revoked_at: str | None
+
+    @classmethod
+    def of(cls, record: TokenRecord) -> TokenOut:
+        revoked = record.revoked_at_ms
+        return cls(
+            id=record.id,
+            name=record.name,
+            role=record.role.value,
+            created_at=iso_from_ms(record.created_at_ms),
+            revoked_at=iso_from_ms(revoked) if revoked is not None else None,
+        )
+
+
+class ErasureIn(BaseModel):
+    """The visitor to erase: its IP address, its e-mail address, or both."""
+
+    model_config = ConfigDict(extra="forbid", title="ErasureIn")
+
+    ip: str | None = Field(
+        None, max_length=64, description="IPv4 or IPv6 address, as the visitor connected."
+    )
+    email: str | None = Field(None, min_length=1, max_length=MAX_EMAIL_CHARS)
+
+    @field_validator("ip")
+    @classmethod
+    def _canonical_ip(cls, value: str | None) -> str | None:
+        # InvalidInput is not a ValueError, so its message is passed on as one.
+        try:
+            return canonical_erasure_ip(value) if value is not None else None
+        except InvalidInput as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("email")
+    @classmethod
+    def _checked_email(cls, value: str | None) -> str | None:
+        try:
+            return checked_erasure_email(value) if value is not None else None
+        except InvalidInput as error:
+            raise ValueError(str(error)) from None
+
+    @model_validator(mode="after")
+    def _ip_or_email(self) -> ErasureIn:
+        if self.ip is None and self.email is None:
+            raise ValueError("give ip, email or both")
+        return self
+
+
+class ErasureOut(BaseModel):
+    """The result of an erasure: how many stored events were deleted (0 on a repeat)."""
+
+    deleted_events: int

@@ -40,6 +40,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX events_by_site_time ON events (site, received_at_ms DESC, id DESC);
     """,
+    # Retention deletes by time, and erasure by every stored form of an IP or e-mail address.
+    """
+    CREATE INDEX events_by_time ON events (received_at_ms);
+    CREATE INDEX events_by_ip ON events (ip);
+    CREATE INDEX events_by_email ON events (email) WHERE email IS NOT NULL;
+    """,
 )
 """Schema versions in order; version N is MIGRATIONS[N-1]. Never edit one that shipped."""
 

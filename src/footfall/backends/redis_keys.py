@@ -12,6 +12,13 @@ Redis Cluster keeps them on one shard:
 - `footfall:{log}:metrics` (hash): counters that API and worker processes add to.
 - `footfall:{log}:rebuild` (string): exists while `footfall stats rebuild` runs. The stats
   script then applies nothing and the stats workers wait.
+- `footfall:{log}:erased` (hash): field = a stored form of an erased IP or e-mail address,
+  value = the id of the last stream entry the erasure covers. Consumers skip entries of that
+  form up to that id. A mark is deleted once the stream is trimmed past it.
+- `footfall:{log}:maintenance` (string): lock held by the process that runs a retention
+  pass or an erasure, with an expiry, so that only one runs at a time.
+- `footfall:{log}:stats_stale` (string): set before a retention pass or an erasure deletes
+  events, deleted after the stats rebuild that follows. A rerun rebuilds while it exists.
 - `footfall:privacy:hash_keys` (hash): field = day number since the Unix epoch (UTC),
   value = that day's random key for `--ip-mode hashed` and `--email-mode hash`. Keys two
   days old are deleted (see `footfall.privacy`).
@@ -23,6 +30,17 @@ Redis Cluster keeps them on one shard:
 - `footfall:stats:{<site>}:latest` (sorted set): member = the visit as JSON (it starts with
   the id), score = time in ms. Trimmed to the newest 100.
 - `footfall:stats:{<site>}:totals` (hash): field `visits` is the site's visit count.
+
+- `footfall:auth:token_ids` (set): the id of every API token, revoked ones included.
+- `footfall:auth:token:<id>` (hash): one token: `name`, `role`, `secret_hash` (SHA-256 of
+  the secret, never the secret), `created_at_ms` and, once revoked, `revoked_at_ms`.
+- `footfall:auth:session:<sha256 of the session id>` (string): `<token id> <expiry in ms>`
+  of one dashboard session. Expires with the session.
+- `footfall:auth:login_code:<sha256 of the code>` (string): `<token id> <expiry in ms>` of
+  one one-time login code. Expires with the code and is deleted when used.
+
+Credentials live in Redis, not in the event store, because the distributed event store may
+be PostgreSQL or another database while Redis is always part of this deployment.
 
 The distinct visitor count of a site is ZCARD of its `visitors` key.
 Rebuilt stats are written under `footfall:rebuild:stats:{<site>}:...` and renamed into place.
@@ -51,13 +69,29 @@ STREAM = f"{PREFIX}:{{log}}:events"
 DEAD_LETTER_STREAM = f"{PREFIX}:{{log}}:dead"
 METRICS = f"{PREFIX}:{{log}}:metrics"
 REBUILD_FLAG = f"{PREFIX}:{{log}}:rebuild"
+ERASED = f"{PREFIX}:{{log}}:erased"
+MAINTENANCE_LOCK = f"{PREFIX}:{{log}}:maintenance"
+STATS_STALE = f"{PREFIX}:{{log}}:stats_stale"
 SITES = f"{PREFIX}:stats:sites"
 HASH_KEYS = f"{PREFIX}:privacy:hash_keys"
+AUTH_TOKEN_IDS = f"{PREFIX}:auth:token_ids"
 
 
 def seen_event(event_id: str) -> str:
     """Return the key that marks a client event id as already appended."""
     return f"{PREFIX}:{{log}}:seen:{event_id}"
+
+
+def auth_token(token_id: str) -> str:
+    return f"{PREFIX}:auth:token:{token_id}"
+
+
+def auth_session(session_hash: str) -> str:
+    return f"{PREFIX}:auth:session:{session_hash}"
+
+
+def auth_login_code(code_hash: str) -> str:
+    return f"{PREFIX}:auth:login_code:{code_hash}"
 
 
 @dataclass(frozen=True, slots=True)

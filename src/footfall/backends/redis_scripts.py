@@ -18,18 +18,44 @@ redis.call('SET', KEYS[2], entry_id, 'EX', ARGV[2])
 return entry_id
 """
 
-APPLY_STATS = """#!lua
+_STREAM_ID_FUNCTIONS = """
+local function id_parts(entry_id)
+  local millis, sequence = string.match(entry_id, '^(%d+)-(%d+)$')
+  return tonumber(millis), tonumber(sequence)
+end
+local function at_or_before(entry_id, boundary_id)
+  local millis, sequence = id_parts(entry_id)
+  local boundary_millis, boundary_sequence = id_parts(boundary_id)
+  return millis < boundary_millis or (millis == boundary_millis and sequence <= boundary_sequence)
+end
+"""
+
+APPLY_STATS = (
+    """#!lua
 -- Acknowledge a batch of entries for a consumer group and apply the stats of each entry
--- whose acknowledgement was the first, so a redelivered entry changes nothing.
+-- whose acknowledgement was the first, so a redelivered entry changes nothing. An entry of
+-- an erased visitor, appended before the erasure, is acknowledged but not applied.
 -- KEYS[1] stream      the event log
 -- KEYS[2] string      the rebuild flag: while it exists nothing is applied or acknowledged
 -- KEYS[3] set         every site that has stats
--- KEYS[4 + 4*(s-1) .. 7 + 4*(s-1)] the keys of site number s: visitors (sorted set),
+-- KEYS[4] hash        erased IP or e-mail form -> id of the last entry the erasure covers
+-- KEYS[5 + 4*(s-1) .. 8 + 4*(s-1)] the keys of site number s: visitors (sorted set),
 --                     last_visit (hash), latest (sorted set), totals (hash)
 -- ARGV[1] group; ARGV[2] latest-visits capacity; ARGV[3] number of sites S;
--- ARGV[4 .. 3+S] the site names; then 5 values per entry: entry id, site number, visitor IP,
--- time in ms, latest-visits member (the visit as JSON).
+-- ARGV[4 .. 3+S] the site names; then 6 values per entry: entry id, site number, visitor IP,
+-- e-mail ('' when none), time in ms, latest-visits member (the visit as JSON).
 -- Returns the number of entries applied, or -1 when a rebuild is in progress.
+"""
+    + _STREAM_ID_FUNCTIONS
+    + """
+local function erased(form, entry_id)
+  if form == '' then
+    return false
+  end
+  local through = redis.call('HGET', KEYS[4], form)
+  return through and at_or_before(entry_id, through)
+end
+
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1
 end
@@ -40,23 +66,84 @@ for s = 1, site_count do
   redis.call('SADD', KEYS[3], ARGV[3 + s])
 end
 local applied = 0
-for position = 4 + site_count, #ARGV, 5 do
-  if redis.call('XACK', KEYS[1], group, ARGV[position]) == 1 then
-    local first_key = 4 + 4 * (tonumber(ARGV[position + 1]) - 1)
-    local ip = ARGV[position + 2]
-    local time_ms = tonumber(ARGV[position + 3])
+for position = 4 + site_count, #ARGV, 6 do
+  local entry_id = ARGV[position]
+  local ip = ARGV[position + 2]
+  local email = ARGV[position + 3]
+  if redis.call('XACK', KEYS[1], group, entry_id) == 1
+      and not erased(ip, entry_id) and not erased(email, entry_id) then
+    local first_key = 5 + 4 * (tonumber(ARGV[position + 1]) - 1)
+    local time_ms = tonumber(ARGV[position + 4])
     redis.call('ZINCRBY', KEYS[first_key], -1, ip)
     local last_ms = tonumber(redis.call('HGET', KEYS[first_key + 1], ip) or '0')
     if time_ms > last_ms then
       redis.call('HSET', KEYS[first_key + 1], ip, time_ms)
     end
-    redis.call('ZADD', KEYS[first_key + 2], time_ms, ARGV[position + 4])
+    redis.call('ZADD', KEYS[first_key + 2], time_ms, ARGV[position + 5])
     redis.call('ZREMRANGEBYRANK', KEYS[first_key + 2], 0, -(capacity + 1))
     redis.call('HINCRBY', KEYS[first_key + 3], 'visits', 1)
     applied = applied + 1
   end
 end
 return applied
+"""
+)
+
+MARK_ERASED = (
+    """#!lua
+-- Mark a visitor's stored forms as erased up to the newest entry now in the stream, so the
+-- consumers skip its entries appended before the erasure and count later ones as usual.
+-- KEYS[1] stream  the event log
+-- KEYS[2] hash    erased IP or e-mail form -> id of the last entry the erasure covers
+-- ARGV: the forms. A form already marked keeps the later of its two boundaries.
+-- Returns the boundary entry id ('0-0' when the stream is empty).
+"""
+    + _STREAM_ID_FUNCTIONS
+    + """
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local boundary = '0-0'
+if #newest > 0 then
+  boundary = newest[1][1]
+end
+for _, form in ipairs(ARGV) do
+  local current = redis.call('HGET', KEYS[2], form)
+  if not current or at_or_before(current, boundary) then
+    redis.call('HSET', KEYS[2], form, boundary)
+  end
+end
+return boundary
+"""
+)
+
+FORGET_ERASED = (
+    """#!lua
+-- Delete erasure marks that no stream entry can match any more.
+-- KEYS[1] hash  erased IP or e-mail form -> id of the last entry the erasure covers
+-- ARGV[1] the id below which every entry is acknowledged by every group and trimmed
+-- Returns the number of marks deleted.
+"""
+    + _STREAM_ID_FUNCTIONS
+    + """
+local marks = redis.call('HGETALL', KEYS[1])
+local deleted = 0
+for position = 1, #marks, 2 do
+  if at_or_before(marks[position + 1], ARGV[1]) and marks[position + 1] ~= ARGV[1] then
+    redis.call('HDEL', KEYS[1], marks[position])
+    deleted = deleted + 1
+  end
+end
+return deleted
+"""
+)
+
+RELEASE_LOCK = """#!lua
+-- Delete a lock only if this process still holds it.
+-- KEYS[1] string  the lock; ARGV[1] the holder's token
+-- Returns 1 when deleted, 0 when the lock expired or another process holds it.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 DEAD_LETTER = """#!lua

@@ -1,7 +1,8 @@
 """The embedded deployment's one SQLite file: schema, connection settings and error translation.
 
 The `events` table is both the event log (read by `seq`, its offset) and the event store.
-The stats tables are the stats store. The stats consumer updates them in the same
+The stats tables are the stats store. The `auth_*` tables hold the API tokens (hashed),
+dashboard sessions and login codes. The stats consumer updates them in the same
 transaction that moves its offset in `consumer_offsets`, so each event counts once.
 """
 
@@ -34,6 +35,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_site_time
     ON events (site, received_at_ms DESC, id DESC);
+-- Retention deletes by time, and erasure by every stored form of an IP or e-mail address.
+CREATE INDEX IF NOT EXISTS events_by_time ON events (received_at_ms);
+CREATE INDEX IF NOT EXISTS events_by_ip ON events (ip);
+CREATE INDEX IF NOT EXISTS events_by_email ON events (email);
 
 CREATE TABLE IF NOT EXISTS consumer_offsets (
     grp TEXT PRIMARY KEY,
@@ -78,6 +83,28 @@ CREATE TABLE IF NOT EXISTS site_totals (
     site TEXT PRIMARY KEY,
     visits INTEGER NOT NULL,
     visitors INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS auth_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    revoked_at_ms INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS auth_sessions (
+    session_hash TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS auth_sessions_by_token ON auth_sessions (token_id);
+
+CREATE TABLE IF NOT EXISTS auth_login_codes (
+    code_hash TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL
 );
 """
 

@@ -3,6 +3,8 @@ to the event store and acknowledges them after the commit."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from footfall.consumers.loop import BatchConsumer, BatchPolicy
 from footfall.faults import crash_point
 from footfall.log.base import STATS_GROUP, STORE_GROUP, EventLog, LogEntry
@@ -23,14 +25,26 @@ def stats_consumer(
     return BatchConsumer(log, STATS_GROUP, name, apply, policy)
 
 
+EntryFilter = Callable[[list[LogEntry]], Awaitable[list[LogEntry]]]
+
+
 def store_consumer(
-    log: EventLog, store: EventStore, name: str, policy: BatchPolicy | None = None
+    log: EventLog,
+    store: EventStore,
+    name: str,
+    policy: BatchPolicy | None = None,
+    drop_erased: EntryFilter | None = None,
 ) -> BatchConsumer:
-    """Build a consumer that stores each batch and acknowledges it only after the commit."""
+    """Build a consumer that stores each batch and acknowledges it only after the commit.
+
+    `drop_erased` removes the entries of erased visitors; they are acknowledged unstored.
+    It runs again each time a failed batch is retried, so a retry sees a newer erasure.
+    """
 
     async def store_then_ack(entries: list[LogEntry]) -> None:
+        kept = await drop_erased(entries) if drop_erased else entries
         crash_point("store.before_commit")
-        await store.store_batch(entries)
+        await store.store_batch(kept)
         crash_point("store.after_commit")
         await log.ack(STORE_GROUP, entries)
 

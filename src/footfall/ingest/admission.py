@@ -6,7 +6,7 @@ collector), it passes the same steps here, in this order:
 1. the client IP is resolved (trusted proxies only);
 2. the rate limit for that IP (429);
 3. the allowed sites and origins (403);
-4. bots and Do Not Track: answered as accepted, not stored, counted by reason;
+4. bots and Do Not Track: 202 as if accepted, not stored, counted by reason;
 5. the IP and e-mail modes;
 6. the append to the event log (503 when it is unavailable).
 """
@@ -50,14 +50,14 @@ class Accepted:
 
 @dataclass(frozen=True, slots=True)
 class Ignored:
-    """Answered like an accepted visit, but not stored (a bot, or Do Not Track)."""
+    """A visit that gets the accepted response but is not stored (a bot, or Do Not Track)."""
 
     reason: str
 
 
 @dataclass(frozen=True, slots=True)
 class Refused:
-    """Not stored, and the client is told why."""
+    """A rejected visit: the status, the metrics reason and the message for the client."""
 
     status: int
     reason: str

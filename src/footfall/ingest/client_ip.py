@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 from collections.abc import Iterable, Sequence
 
 from footfall.errors import ConfigurationError
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+logger = logging.getLogger(__name__)
+
+MAX_WARNED_PEERS = 64
+_PROXY_HEADERS = frozenset((b"forwarded", b"x-forwarded-for"))
 
 UNKNOWN_IP = "unknown"
 """Stored when the connection has no peer address (a Unix socket with no trusted proxy)."""
@@ -63,6 +69,7 @@ class ClientIpResolver:
 
     def __init__(self, trusted_proxies: Sequence[IPNetwork]) -> None:
         self._trusted = tuple(trusted_proxies)
+        self._warned_peers: set[str] = set()
 
     def resolve(self, peer: str | None, headers: Sequence[tuple[bytes, bytes]]) -> str:
         """Return the canonical client address for one request.
@@ -76,6 +83,7 @@ class ClientIpResolver:
         if client is None:
             return UNKNOWN_IP
         if not self._trusted or not self._is_trusted(client):
+            self._warn_if_unconfigured_proxy(client, headers)
             return client
 
         for hop in reversed(_forwarded_chain(headers)):
@@ -86,6 +94,29 @@ class ClientIpResolver:
             if not self._is_trusted(address):
                 break
         return client
+
+    def _warn_if_unconfigured_proxy(
+        self, peer: str, headers: Sequence[tuple[bytes, bytes]]
+    ) -> None:
+        """Log once per peer when a private-network peer sends proxy headers that are ignored.
+
+        That is almost always a reverse proxy missing from --trusted-proxy: every visitor then
+        shares the proxy's address, in the stats and in the rate limit.
+        """
+        if peer in self._warned_peers or len(self._warned_peers) >= MAX_WARNED_PEERS:
+            return
+        if not any(name in _PROXY_HEADERS for name, _ in headers):
+            return
+        address = ipaddress.ip_address(peer)
+        if not (address.is_private or address.is_loopback):
+            return
+        self._warned_peers.add(peer)
+        logger.warning(
+            "ignoring proxy headers from %s, which is not a trusted proxy: if it is your reverse "
+            "proxy, pass --trusted-proxy %s, or every visitor behind it counts as one",
+            peer,
+            peer,
+        )
 
     def _is_trusted(self, address: str) -> bool:
         ip = ipaddress.ip_address(address)

@@ -26,9 +26,8 @@ class RateLimiter:
     """A token bucket per client IP: `burst` visits at once, then `rate_per_s` on average.
 
     Buckets live in this process's memory. With several API processes behind a load balancer
-    that spreads one client over them, the client's budget is up to one bucket per process:
-    the limit is meant to stop floods, which it does at any multiple, without adding a Redis
-    round trip to every visit.
+    that spreads one client over them, the client's budget is up to one bucket per process.
+    That still stops floods, and it costs no Redis round trip per visit.
     """
 
     def __init__(
@@ -80,8 +79,9 @@ class BotFilter:
             return "empty_user_agent"
         if not self._detector.isCrawler(user_agent):
             return None
-        matches = " ".join(self._detector.getMatches() or ()).lower()
-        return "headless_browser" if "headless" in matches else "crawler"
+        # getMatches() returns the matched pattern text, such as "Headless" or "curl".
+        matched = str(self._detector.getMatches() or "").lower()
+        return "headless_browser" if "headless" in matched else "crawler"
 
 
 IGNORE_REASONS = ("empty_user_agent", "headless_browser", "crawler", "do_not_track")

@@ -22,6 +22,7 @@ from footfall.backends.redis_client import parse_stream_id, text, translate_erro
 from footfall.backends.redis_scripts import APPEND_ONCE, DEAD_LETTER
 from footfall.errors import BackendUnavailable
 from footfall.log.base import STATS_GROUP, STORE_GROUP, LogEntry
+from footfall.log.redis_erasures import RedisErasures
 from footfall.model import Visit
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class RedisEventLog:
         self._policy = policy or StreamPolicy()
         self._append_once = client.register_script(APPEND_ONCE)
         self._dead_letter = client.register_script(DEAD_LETTER)
+        self.erasures = RedisErasures(client)
         # A None item in the queue stops one appender.
         self._queue: asyncio.Queue[_Append | None] = asyncio.Queue()
         self._wake = asyncio.Event()
@@ -203,7 +205,10 @@ class RedisEventLog:
         return text(entries[0][0]) if entries else None
 
     async def trim(self) -> int:
-        """Delete entries every group has acknowledged, and return how many were deleted."""
+        """Delete entries every group has acknowledged, and return how many were deleted.
+
+        Erasure marks that only covered deleted entries are deleted too.
+        """
         groups = await self.group_info()
         if set(groups) != set(GROUPS):
             return 0  # A group that does not exist yet still needs every entry.
@@ -222,6 +227,7 @@ class RedisEventLog:
                 keys.STREAM, minid=f"{millis}-{sequence}", approximate=False
             ),
         )
+        await self.erasures.forget_before(f"{millis}-{sequence}")
         return deleted
 
     async def close(self) -> None:

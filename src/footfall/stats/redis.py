@@ -61,10 +61,11 @@ class RedisStatsStore:
                 entry.entry_id,
                 site_numbers[site],
                 entry.visit.ip,
+                entry.visit.email or "",
                 entry.visit.received_at_ms,
                 latest_member(entry.visit),
             ]
-        script_keys = [keys.STREAM, keys.REBUILD_FLAG, keys.SITES]
+        script_keys = [keys.STREAM, keys.REBUILD_FLAG, keys.SITES, keys.ERASED]
         for site in sites:
             script_keys += keys.SiteKeys.of(site).all()
 

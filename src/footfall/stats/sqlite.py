@@ -96,7 +96,7 @@ class SqliteStatsStore:
         connection = self._database.connection()
         try:
             connection.execute("BEGIN IMMEDIATE")
-            counted = _recount_in_sql(connection)
+            counted = recount_in_sql(connection)
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             if connection.in_transaction:
@@ -152,7 +152,7 @@ def _trim_latest(connection: sqlite3.Connection, site: str) -> None:
     )
 
 
-def _recount_in_sql(connection: sqlite3.Connection) -> int:
+def recount_in_sql(connection: sqlite3.Connection) -> int:
     """Replace the stats tables with a recount of `events` and move the offset to its end."""
     last_seq, counted = connection.execute(
         "SELECT coalesce(max(seq), 0), count(*) FROM events"

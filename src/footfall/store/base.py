@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +71,23 @@ class EventStore(Protocol):
 
         Pages never repeat or skip a visit, even when visits share a timestamp or arrive
         while a client is paging.
+        """
+        ...
+
+    async def delete_before(self, cutoff_ms: int) -> int:
+        """Delete every visit received before `cutoff_ms` (ms since the Unix epoch, UTC).
+
+        Returns how many visits were deleted; a repeat with the same cutoff deletes none.
+        Raises BackendUnavailable when the store cannot take it. The embedded store recounts
+        its stats in the same transaction, because its events table is also the log.
+        """
+        ...
+
+    async def erase(self, ips: Sequence[str], emails: Sequence[str]) -> int:
+        """Delete every visit whose ip is in `ips` or whose email is in `emails`.
+
+        Values match exactly, as stored. Returns how many visits were deleted; a repeat
+        deletes none. Raises BackendUnavailable when the store cannot take it.
         """
         ...
 

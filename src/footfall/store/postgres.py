@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -66,6 +66,26 @@ class PostgresEventStore:
         has_more = len(rows) > limit
         next_cursor = PageCursor(visits[-1].received_at_ms, visits[-1].id) if has_more else None
         return EventPage(visits, next_cursor)
+
+    async def delete_before(self, cutoff_ms: int) -> int:
+        return await self._delete(
+            "deleting old events", "DELETE FROM events WHERE received_at_ms < %s", (cutoff_ms,)
+        )
+
+    async def erase(self, ips: Sequence[str], emails: Sequence[str]) -> int:
+        return await self._delete(
+            "erasing a visitor",
+            "DELETE FROM events WHERE ip = ANY(%s) OR email = ANY(%s)",
+            (list(ips), list(emails)),
+        )
+
+    async def _delete(self, operation: str, statement: str, params: tuple[Any, ...]) -> int:
+        async def delete() -> int:
+            async with self._pool.connection() as connection, connection.transaction():
+                cursor = await connection.execute(statement, params)
+                return cursor.rowcount
+
+        return await _translate(operation, delete)
 
     async def iter_entries(self) -> AsyncIterator[LogEntry]:
         after_id = ""

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from footfall.backends.sqlite_db import INSERT_VISIT, SqliteDatabase
 from footfall.errors import BackendUnavailable
+from footfall.faults import crash_point
 from footfall.log.base import LogEntry
 from footfall.model import VISIT_COLUMNS, Visit
+from footfall.stats.sqlite import recount_in_sql
 from footfall.store.base import EventPage, PageCursor
 
 _ITER_CHUNK = 5_000
@@ -30,6 +32,22 @@ class SqliteEventStore:
 
     async def page(self, site: str, limit: int, cursor: PageCursor | None) -> EventPage:
         return await asyncio.to_thread(self._page, site, limit, cursor)
+
+    async def delete_before(self, cutoff_ms: int) -> int:
+        return await asyncio.to_thread(
+            self._delete_and_recount, "received_at_ms < ?", [cutoff_ms], "deleting old events"
+        )
+
+    async def erase(self, ips: Sequence[str], emails: Sequence[str]) -> int:
+        if not ips and not emails:
+            return 0
+        condition = (
+            f"ip IN ({', '.join('?' * len(ips)) or 'NULL'}) "
+            f"OR email IN ({', '.join('?' * len(emails)) or 'NULL'})"
+        )
+        return await asyncio.to_thread(
+            self._delete_and_recount, condition, [*ips, *emails], "erasing a visitor"
+        )
 
     async def iter_entries(self) -> AsyncIterator[LogEntry]:
         after_seq = 0
@@ -54,6 +72,28 @@ class SqliteEventStore:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise BackendUnavailable(f"storing {len(visits)} visits failed: {error}") from error
+
+    def _delete_and_recount(self, condition: str, params: list[Any], operation: str) -> int:
+        """Delete the matching events and recount the stats in one transaction.
+
+        `events` is also the log here, so a deleted visit that the stats consumer has not
+        read yet is never counted. The recount moves the consumer's offset past every event,
+        so a batch it read before the delete is skipped rather than counted. A crash before
+        COMMIT leaves the events and the stats as they were.
+        """
+        connection = self._database.connection()
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            deleted = connection.execute(f"DELETE FROM events WHERE {condition}", params).rowcount
+            crash_point("maintenance.after_delete")
+            if deleted:
+                recount_in_sql(connection)
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise BackendUnavailable(f"{operation} failed: {error}") from error
+        return int(deleted)
 
     def _page(self, site: str, limit: int, cursor: PageCursor | None) -> EventPage:
         connection = self._database.connection()

@@ -1,12 +1,15 @@
 // footfall dashboard: polls GET /api/stats for one site and renders the totals,
 // the most frequent visitors and the latest visits. All values are rendered as
 // text nodes through htm, so nothing from the API is parsed as HTML.
+// The browser sends the HttpOnly session cookie with each same-origin fetch; a
+// 401 means the session ended, and the page goes to the login form.
 import { html, render, useEffect, useState } from "./vendor/htm-preact-standalone-3.1.1.mjs";
 
 const DEFAULT_SITE = "default";
 const POLL_INTERVAL_MS = 2000;
 const FETCH_TIMEOUT_MS = 10000;
 const EMPTY_VALUE = "\u2014"; // em dash
+const LOGIN_PATH = "/login";
 
 // Returns the `site` query parameter, or DEFAULT_SITE when it is missing or blank.
 function readSiteFromQuery() {
@@ -71,6 +74,7 @@ async function fetchStats(site) {
     try {
       response = await fetch(url, {
         headers: { Accept: "application/json" },
+        credentials: "same-origin",
         cache: "no-store",
         signal: controller.signal,
       });
@@ -79,6 +83,10 @@ async function fetchStats(site) {
       throw new Error(`network error: ${error.message}`);
     }
 
+    if (response.status === 401) {
+      window.location.assign(LOGIN_PATH);
+      throw new Error("session ended: going to the login page");
+    }
     if (!response.ok) {
       const detail = await readErrorDetail(response);
       const status = `HTTP ${response.status} ${response.statusText}`.trim();
@@ -217,9 +225,10 @@ function EmptyRow({ columnCount, text }) {
 }
 
 function TopVisitors({ visitors }) {
+  // The public view masks IPs to their network, so two rows can show the same value.
   const rows = visitors.map(
-    (visitor) => html`
-      <tr key=${visitor.ip} data-testid="top-visitor-row">
+    (visitor, index) => html`
+      <tr key=${`${index}-${visitor.ip}`} data-testid="top-visitor-row">
         <td data-field="ip">${formatCellValue(visitor.ip)}</td>
         <td data-field="visits" class="number">${formatCellValue(visitor.visits)}</td>
         <${TimeCell} field="last_visit_at" isoTimestamp=${visitor.last_visit_at} />
@@ -296,6 +305,9 @@ function App({ site }) {
       <h1>footfall</h1>
       <p class="site">Site: <strong data-testid="site">${site}</strong></p>
       <${SiteForm} site=${site} />
+      <form class="logout" method="post" action="/logout">
+        <button type="submit" data-testid="logout">Log out</button>
+      </form>
     </header>
     <${StatusLine} updatedAt=${updatedAt} error=${error} />
     <${Totals} stats=${stats} />
