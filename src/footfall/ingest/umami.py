@@ -10,6 +10,7 @@ does not read it.
 from __future__ import annotations
 
 import os
+import re
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ COLLECT_PATH = "/api/collect"
 """The collector path of Umami 1.x, whose trackers send `pageview` and `event` types."""
 
 TYPES = ("event", "identify", "pageview")
+_ABSOLUTE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 _TEXT_TYPE = b"text/plain; charset=utf-8"
 
 
@@ -134,7 +136,7 @@ def _page_url(path: str, hostname: str | None, origin: str) -> str:
     `Origin` for that host, the result is the full URL; otherwise it is a scheme-relative
     `//host/path`, since the scheme is unknown.
     """
-    if "://" in path or path.startswith("//") or hostname is None:
+    if _ABSOLUTE_URL.match(path) or path.startswith("//") or hostname is None:
         return path
     if not path.startswith("/"):
         path = "/" + path
