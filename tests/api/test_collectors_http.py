@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import start_stack
-from support.server import ServerProcess, free_port
-from support.stats import BROWSER_USER_AGENT, settled_visits
+from support.browser import DESKTOP_USER_AGENT
+from support.server import ServerProcess, StartServer, free_port
+from support.stats import settled_visits
 
 SHOP = "shop.example"
 WEBSITE_ID = "3f1c9a52-7a0e-4c1b-9d3e-5b2f8c6d1e40"
@@ -44,7 +43,7 @@ def test_plausible_short_keys_pageview(client: httpx.Client) -> None:
 
     assert response.status_code == 202
     assert response.text == "ok"
-    [visit] = settled_visits(str(client.base_url), SHOP)
+    [visit] = settled_visits(client, SHOP)
     assert visit["url"] == "https://shop.example/pricing"
     assert visit["title"] is None
     assert visit["referrer"] is None
@@ -66,7 +65,7 @@ def test_plausible_long_keys_custom_event(client: httpx.Client) -> None:
     response = post_json(client, "/api/event", body)
 
     assert response.status_code == 202
-    [visit] = settled_visits(str(client.base_url), SHOP)
+    [visit] = settled_visits(client, SHOP)
     assert visit["title"] == "event: Signup"
     assert visit["url"] == "https://shop.example/join"
     assert visit["referrer"] == "https://news.example/"
@@ -78,7 +77,7 @@ def test_plausible_props_as_string(client: httpx.Client) -> None:
     response = client.post("/api/event", content=json.dumps(body), headers=TEXT)
 
     assert response.status_code == 202
-    [visit] = settled_visits(str(client.base_url), SHOP)
+    [visit] = settled_visits(client, SHOP)
     assert visit["title"] == "event: Download"
 
 
@@ -87,7 +86,7 @@ def test_plausible_newer_tracker_keys(client: httpx.Client) -> None:
     response = client.post("/api/event", content=json.dumps(body), headers=TEXT)
 
     assert response.status_code == 202
-    assert len(settled_visits(str(client.base_url), SHOP)) == 1
+    assert len(settled_visits(client, SHOP)) == 1
 
 
 def test_plausible_engagement_not_stored(client: httpx.Client) -> None:
@@ -98,7 +97,7 @@ def test_plausible_engagement_not_stored(client: httpx.Client) -> None:
     ]
 
     assert [response.status_code for response in responses] == [202, 202]
-    [visit] = settled_visits(str(client.base_url), SHOP)
+    [visit] = settled_visits(client, SHOP)
     assert visit["title"] is None
 
 
@@ -106,8 +105,8 @@ def test_plausible_domain_list_first(client: httpx.Client) -> None:
     body = {**PAGEVIEW, "d": "shop.example, rollup.example"}
     assert client.post("/api/event", content=json.dumps(body), headers=TEXT).status_code == 202
 
-    assert len(settled_visits(str(client.base_url), SHOP)) == 1
-    assert settled_visits(str(client.base_url), "rollup.example") == []
+    assert len(settled_visits(client, SHOP)) == 1
+    assert settled_visits(client, "rollup.example") == []
 
 
 @pytest.mark.parametrize(
@@ -141,7 +140,7 @@ def test_plausible_malformed_bodies_never_500(client: httpx.Client) -> None:
     ]
 
     assert statuses == [400, 400, 400, 400, 400, 400]
-    assert settled_visits(str(client.base_url), SHOP) == []
+    assert settled_visits(client, SHOP) == []
 
 
 def test_collectors_other_media_type_415(client: httpx.Client) -> None:
@@ -158,7 +157,7 @@ def test_umami_pageview_200_text(client: httpx.Client) -> None:
 
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    [visit] = settled_visits(str(client.base_url), WEBSITE_ID)
+    [visit] = settled_visits(client, WEBSITE_ID)
     assert response.text == visit["id"]
     assert visit["url"] == "https://shop.example/pricing?plan=pro"
     assert visit["title"] == "Pricing & plans"
@@ -171,8 +170,34 @@ def test_umami_without_origin_scheme_relative(client: httpx.Client) -> None:
     response = post_json(client, "/api/send", UMAMI_PAGEVIEW)
 
     assert response.status_code == 200
-    [visit] = settled_visits(str(client.base_url), WEBSITE_ID)
+    [visit] = settled_visits(client, WEBSITE_ID)
     assert visit["url"] == "//shop.example/pricing?plan=pro"
+
+
+@pytest.mark.parametrize(
+    ("url", "hostname", "stored"),
+    [
+        (
+            "/go?to=https://other.example/",
+            SHOP,
+            "https://shop.example/go?to=https://other.example/",
+        ),
+        ("https://shop.example/full", SHOP, "https://shop.example/full"),
+        ("docs", SHOP, "https://shop.example/docs"),
+        ("/no-host", None, "/no-host"),
+    ],
+)
+def test_umami_url_completion(
+    client: httpx.Client, url: str, hostname: str | None, stored: str
+) -> None:
+    payload = {"website": WEBSITE_ID, "url": url, "hostname": hostname}
+    response = post_json(
+        client, "/api/send", {"type": "event", "payload": payload}, origin="https://shop.example"
+    )
+
+    assert response.status_code == 200
+    [visit] = settled_visits(client, WEBSITE_ID)
+    assert visit["url"] == stored
 
 
 def test_umami_custom_event_and_cache_header(client: httpx.Client) -> None:
@@ -182,7 +207,7 @@ def test_umami_custom_event_and_cache_header(client: httpx.Client) -> None:
     second = post_json(client, "/api/send", event, **{"x-umami-cache": first.text})
 
     assert [first.status_code, second.status_code] == [200, 200]
-    visits = settled_visits(str(client.base_url), WEBSITE_ID)
+    visits = settled_visits(client, WEBSITE_ID)
     assert [visit["title"] for visit in visits] == ["Pricing & plans", "event: signup"]
 
 
@@ -192,7 +217,7 @@ def test_umami_identify_not_stored(client: httpx.Client) -> None:
 
     assert response.status_code == 200
     assert len(response.text) == 32
-    assert settled_visits(str(client.base_url), WEBSITE_ID) == []
+    assert settled_visits(client, WEBSITE_ID) == []
 
 
 def test_umami_batch_stores_each(client: httpx.Client) -> None:
@@ -201,7 +226,7 @@ def test_umami_batch_stores_each(client: httpx.Client) -> None:
     response = post_json(client, "/api/batch", [UMAMI_PAGEVIEW, identify, event])
 
     assert response.status_code == 200
-    visits = settled_visits(str(client.base_url), WEBSITE_ID)
+    visits = settled_visits(client, WEBSITE_ID)
     assert [visit["title"] for visit in visits] == ["Pricing & plans", "event: signup"]
 
 
@@ -211,7 +236,7 @@ def test_umami_batch_invalid_item_stores_none(client: httpx.Client) -> None:
 
     assert response.status_code == 400
     assert response.json()["detail"].startswith("[1].payload.url: missing")
-    assert settled_visits(str(client.base_url), WEBSITE_ID) == []
+    assert settled_visits(client, WEBSITE_ID) == []
 
 
 def test_umami_old_collect_path(client: httpx.Client) -> None:
@@ -220,7 +245,7 @@ def test_umami_old_collect_path(client: httpx.Client) -> None:
     statuses = [post_json(client, "/api/collect", body).status_code for body in (pageview, event)]
 
     assert statuses == [200, 200]
-    visits = settled_visits(str(client.base_url), WEBSITE_ID)
+    visits = settled_visits(client, WEBSITE_ID)
     assert [visit["title"] for visit in visits] == ["Pricing & plans", "event: click"]
 
 
@@ -304,15 +329,14 @@ def test_collector_cors_on_success_and_errors(client: httpx.Client) -> None:
 
 
 @pytest.fixture
-def mapped_server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
+def mapped_server(start_server: StartServer) -> ServerProcess:
     """A server with extra collector paths and a named Umami website id."""
     args = ["--plausible-path", "/p/e", "--umami-path", "/u/s"]
-    args += ["--umami-site", f"{WEBSITE_ID}=shop"]
-    yield from start_stack(tmp_path, deployment, args)
+    return start_server([*args, "--umami-site", f"{WEBSITE_ID}=shop"])
 
 
 def test_extra_paths_behave_identically(mapped_server: ServerProcess) -> None:
-    with httpx.Client(base_url=mapped_server.base_url, timeout=10) as http:
+    with mapped_server.client(timeout=10) as http:
         answers = []
         for path in ("/api/event", "/p/e"):
             answers.append(http.post(path, content=json.dumps(PAGEVIEW), headers=TEXT))
@@ -323,22 +347,21 @@ def test_extra_paths_behave_identically(mapped_server: ServerProcess) -> None:
             answers.append(post_json(http, path, {"type": "event"}))
             answers.append(http.options(path, headers={"access-control-request-method": "POST"}))
 
+        plausible = settled_visits(http, SHOP)
+        umami = settled_visits(http, "shop")
+        unmapped = settled_visits(http, WEBSITE_ID)
+
+    assert [visit["url"] for visit in plausible] == ["https://shop.example/pricing"] * 2
+    assert [visit["url"] for visit in umami] == ["https://shop.example/pricing?plan=pro"] * 2
+    assert unmapped == []
     statuses = [answer.status_code for answer in answers]
     assert statuses == [202, 400, 204, 202, 400, 204, 200, 400, 204, 200, 400, 204]
     assert answers[1].json() == answers[4].json()
     assert answers[7].json() == answers[10].json()
     for answer in answers:
         assert answer.headers["access-control-allow-origin"] == "*"
-    assert (
-        answers[2].headers["access-control-allow-headers"]
-        == (answers[5].headers["access-control-allow-headers"])
-    )
-
-    plausible = settled_visits(mapped_server.base_url, SHOP)
-    assert [visit["url"] for visit in plausible] == ["https://shop.example/pricing"] * 2
-    umami = settled_visits(mapped_server.base_url, "shop")
-    assert [visit["url"] for visit in umami] == ["https://shop.example/pricing?plan=pro"] * 2
-    assert settled_visits(mapped_server.base_url, WEBSITE_ID) == []
+    allowed = [answer.headers["access-control-allow-headers"] for answer in answers[2::3]]
+    assert allowed == [allowed[0]] * 4
 
 
 def test_extra_paths_in_openapi(mapped_server: ServerProcess) -> None:
@@ -351,20 +374,17 @@ def test_extra_paths_in_openapi(mapped_server: ServerProcess) -> None:
 
 
 @pytest.fixture
-def guarded_server(
-    tmp_path: Path, deployment: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[ServerProcess]:
+def guarded_server(start_server: StartServer, monkeypatch: pytest.MonkeyPatch) -> ServerProcess:
     """A server with the default bot filter, a small rate limit and truncated IPs."""
     monkeypatch.setenv("FOOTFALL_KEEP_BOTS", "0")
-    args = ["--rate-limit", "0.001", "--rate-burst", "5", "--ip-mode", "truncated"]
-    yield from start_stack(tmp_path, deployment, args)
+    return start_server(["--rate-limit", "0.001", "--rate-burst", "5", "--ip-mode", "truncated"])
 
 
 def test_collectors_apply_the_guards(guarded_server: ServerProcess) -> None:
-    browser = {"user-agent": BROWSER_USER_AGENT}
-    headless = {"user-agent": BROWSER_USER_AGENT.replace("Chrome/", "HeadlessChrome/")}
+    browser = {"user-agent": DESKTOP_USER_AGENT}
+    headless = {"user-agent": DESKTOP_USER_AGENT.replace("Chrome/", "HeadlessChrome/")}
     umami_page = {"type": "event", "payload": {**UMAMI_PAGEVIEW["payload"], "website": SHOP}}
-    with httpx.Client(base_url=guarded_server.base_url, timeout=10) as http:
+    with guarded_server.client(timeout=10) as http:
         # The bot gets the success status, so it learns nothing, but its visits are not stored.
         bot_answers = [
             http.post("/api/event", content=json.dumps(PAGEVIEW), headers={**TEXT, **headless}),
@@ -376,7 +396,7 @@ def test_collectors_apply_the_guards(guarded_server: ServerProcess) -> None:
         ]
         # The marker that settled_visits sends spends the burst's last visit, so these two
         # find it empty.
-        visits = settled_visits(guarded_server.base_url, SHOP)
+        visits = settled_visits(http, SHOP)
         limited = [
             http.post("/api/event", content=json.dumps(PAGEVIEW), headers={**TEXT, **browser}),
             post_json(http, "/api/send", umami_page, **browser),

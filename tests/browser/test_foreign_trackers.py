@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, expect
+from support.browser import DESKTOP_USER_AGENT, log_in
 from support.server import ServerProcess, wait_for
-from support.stats import BROWSER_USER_AGENT, read_stats, settled_visits
+from support.stats import read_stats, settled_visits
 
 pytestmark = pytest.mark.browser
 
@@ -31,16 +32,6 @@ OLD_PLAUSIBLE_PACKAGE = "plausible-tracker@0.3.9"
 UMAMI_PACKAGE = "umami@2.10.0"
 NPM_TIMEOUT_S = 300
 
-CHROMIUM_PATH = "/usr/bin/chromium"
-# Without these flags Chromium keeps trying to reach Google's hosts, which this network refuses.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SHOP = "shop.example"
 WEBSITE_ID = "5d2b7c9e-0f3a-4e61-8b2d-7c4f1a9e3b60"
 
@@ -93,17 +84,9 @@ def site_origin(site_root: Path) -> Iterator[str]:
     http_server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 def open_page(browser: Browser, server: ServerProcess, url: str) -> tuple[Page, list[Request]]:
     """Open `url` as a visitor's browser would, recording the POSTs that reach footfall."""
-    context = browser.new_context(user_agent=BROWSER_USER_AGENT)
+    context = browser.new_context(user_agent=DESKTOP_USER_AGENT)
     page = context.new_page()
     posts: list[Request] = []
 
@@ -117,7 +100,13 @@ def open_page(browser: Browser, server: ServerProcess, url: str) -> tuple[Page, 
 
 
 def wait_for_total(server: ServerProcess, site: str, total: int) -> None:
-    wait_for(lambda: read_stats(server.base_url, site)["total_visits"] >= total)
+    with server.client() as http:
+        wait_for(lambda: read_stats(http, site)["total_visits"] >= total)
+
+
+def settled(server: ServerProcess, site: str) -> list[dict[str, Any]]:
+    with server.client() as http:
+        return settled_visits(http, site)
 
 
 def sent_bodies(posts: list[Request]) -> list[dict[str, Any]]:
@@ -143,7 +132,7 @@ def test_plausible_tracker_pageview_and_event(
     wait_for_total(server, SHOP, 2)
     page.context.close()
 
-    visits = settled_visits(server.base_url, SHOP)
+    visits = settled(server, SHOP)
     assert [visit["url"] for visit in visits] == [f"{site_origin}/plausible.html"] * 2
     assert [visit["title"] for visit in visits] == [None, "event: Signup"]
     assert [visit["timezone"] for visit in visits] == [None, None]
@@ -180,7 +169,7 @@ def test_old_plausible_tracker_props_string(
     wait_for_total(server, SHOP, 2)
     page.context.close()
 
-    visits = settled_visits(server.base_url, SHOP)
+    visits = settled(server, SHOP)
     assert [visit["url"] for visit in visits] == [f"{site_origin}/old-plausible.html"] * 2
     assert [visit["title"] for visit in visits] == [None, "event: Signup"]
     signup = [body for body in sent_bodies(posts) if body["n"] == "Signup"]
@@ -211,7 +200,7 @@ def test_umami_tracker_pageview_event_route(
     wait_for_total(server, WEBSITE_ID, 3)
     page.context.close()
 
-    visits = settled_visits(server.base_url, WEBSITE_ID)
+    visits = settled(server, WEBSITE_ID)
     assert [visit["url"] for visit in visits] == [
         f"{site_origin}/umami.html",
         f"{site_origin}/umami.html",
@@ -226,8 +215,9 @@ def test_umami_tracker_pageview_event_route(
     assert all(cache_headers[1:])
 
     # A visit without time zone or position shows dashes in those cells of the dashboard.
-    context = browser.new_context(user_agent=BROWSER_USER_AGENT)
+    context = browser.new_context(user_agent=DESKTOP_USER_AGENT)
     dashboard = context.new_page()
+    log_in(dashboard, server)
     dashboard.goto(f"{server.base_url}/?site={WEBSITE_ID}")
     row = dashboard.locator(f'[data-testid="visit-row"][data-id="{visits[2]["id"]}"]')
     expect(row.locator('[data-field="url"]')).to_have_text(f"{site_origin}/pricing")

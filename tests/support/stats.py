@@ -7,42 +7,38 @@ from typing import Any
 
 import httpx
 
+from support.browser import DESKTOP_USER_AGENT
 from support.server import wait_for
 
 MARKER_BODY = {"timezone": "UTC", "url": "https://marker.example/"}
-# A desktop browser's User-Agent, so that the marker counts on a server that drops bots.
-BROWSER_USER_AGENT = (
-    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/156.0.0.0 Safari/537.36"
-)
 
 
-def read_stats(base_url: str, site: str) -> dict[str, Any]:
-    """Return the `/api/stats` document of `site`."""
-    response = httpx.get(f"{base_url}/api/stats", params={"site": site, "limit": 100}, timeout=10)
+def read_stats(http: httpx.Client, site: str) -> dict[str, Any]:
+    """Return the `/api/stats` document of `site`; `http` sends a token that may read it."""
+    response = http.get("/api/stats", params={"site": site, "limit": 100})
     assert response.status_code == 200, response.text
     stats: dict[str, Any] = response.json()
     return stats
 
 
-def settled_visits(base_url: str, site: str) -> list[dict[str, Any]]:
+def settled_visits(http: httpx.Client, site: str) -> list[dict[str, Any]]:
     """Send a marker visit to `site`, wait until the stats count it, and return the visits
     before it, oldest first.
 
-    The stats lag behind the collectors' responses, so counting a later visit is what
-    shows that every earlier one was counted or dropped for good.
+    The stats lag behind the collectors' responses, so counting a later visit is what shows
+    that every earlier one was counted or dropped for good. The marker has a browser's
+    User-Agent, so that it counts on a server that drops bots.
     """
-    marker = httpx.post(
-        f"{base_url}/api/events",
+    marker = http.post(
+        "/api/events",
         json={**MARKER_BODY, "site": site},
-        headers={"user-agent": BROWSER_USER_AGENT},
-        timeout=10,
+        headers={"user-agent": DESKTOP_USER_AGENT},
     )
     assert marker.status_code == 202, marker.text
     marker_id = marker.json()["id"]
 
     def counted() -> dict[str, Any] | None:
-        stats = read_stats(base_url, site)
+        stats = read_stats(http, site)
         ids = [visit["id"] for visit in stats["latest_visits"]]
         return stats if marker_id in ids else None
 
