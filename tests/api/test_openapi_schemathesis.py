@@ -38,7 +38,12 @@ EXPECTED_OPERATIONS = {
     "GET /api/stats",
     "GET /api/events",
     "POST /api/events",
+    "POST /api/event",
+    "POST /api/send",
+    "POST /api/batch",
+    "POST /api/collect",
     "GET /api/tokens",
+    "POST /api/admin/erasures",
 }
 
 
