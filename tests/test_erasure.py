@@ -58,7 +58,7 @@ def stack(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def http(stack: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+    with stack.client(timeout=60) as client:
         yield client
 
 
@@ -215,7 +215,7 @@ def mode_stack(tmp_path: Path, deployment: str, mode: str) -> Iterator[ServerPro
 
 
 def test_erasure_finds_stored_forms(mode_stack: ServerProcess, mode: str) -> None:
-    with httpx.Client(base_url=mode_stack.base_url, timeout=60) as client:
+    with mode_stack.client(timeout=60) as client:
         _post_mixed_visits(client, 60)
         wait_until_counted(mode_stack, client, SITES)
         stored = stored_visits(mode_stack)
@@ -235,3 +235,24 @@ def test_erasure_finds_stored_forms(mode_stack: ServerProcess, mode: str) -> Non
         email = form if mode == "email-hash" else None
         assert _traces(mode_stack, client, ip, email) == []
         assert_stats_equal_recount(mode_stack, client, SITES)
+
+
+def test_embedded_erasure_overwrites_file(tmp_path: Path) -> None:
+    # Some SQLite builds (Debian's among them) overwrite deleted rows by default. Erasure
+    # turns that on itself for the builds that do not.
+    stack = _stack(tmp_path, "embedded", [])
+    server = next(stack)
+    with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        _post_mixed_visits(client, 60)
+        wait_until_counted(server, client, SITES)
+
+        erased = run_footfall(server, "erase", "--ip", TARGET_IP, "--email", TARGET_EMAIL)
+    server.stop()
+
+    files = [path for path in tmp_path.iterdir() if path.name.startswith("footfall.db")]
+    assert erased.returncode == 0, erased.stderr
+    assert files != []
+    for path in files:
+        content = path.read_bytes()
+        assert TARGET_EMAIL.encode() not in content, path.name
+        assert TARGET_IP.encode() not in content, path.name

@@ -48,7 +48,7 @@ def _visit(number: int, age_days: float, ip: str, site: str, now_ms: int) -> Vis
 def _history(now_ms: int) -> tuple[list[Visit], list[Visit]]:
     """Return visits older than the retention period and visits within it.
 
-    192.0.2.1 visits in both periods, so it stays a visitor with fewer visits;
+    192.0.2.1 visits in both periods, so it stays a visitor with fewer visits.
     192.0.2.2 visits only long ago, so it disappears from the top visitors.
     """
     old = [
@@ -158,7 +158,7 @@ def test_scheduled_retention_deletes_old(retention_stack: ServerProcess) -> None
     now_ms = int(time.time() * 1000)
     old, recent = _history(now_ms)
 
-    with httpx.Client(base_url=retention_stack.base_url, timeout=10) as client:
+    with retention_stack.client(timeout=10) as client:
         append_visits(retention_stack, old + recent)
 
         def only_recent_counted() -> bool:
@@ -198,3 +198,18 @@ def test_retention_run_needs_days(tmp_path: Path) -> None:
 
     assert result.returncode == 2
     assert "retention run needs --retention-days N" in result.stderr
+
+
+def test_stats_rebuild_after_retention(server: ServerProcess, client: httpx.Client) -> None:
+    now_ms = int(time.time() * 1000)
+    old, recent = _history(now_ms)
+    append_visits(server, old + recent)
+    wait_until_counted(server, client, SITES)
+
+    retention = run_footfall(server, "retention", "run", "--retention-days", str(RETENTION_DAYS))
+    rebuild = run_footfall(server, "stats", "rebuild")
+
+    assert retention.returncode == 0, retention.stderr
+    assert rebuild.returncode == 0, rebuild.stderr
+    assert f"stats rebuilt from {RECENT_VISITS} events" in rebuild.stderr
+    assert_stats_equal_recount(server, client, SITES)

@@ -44,7 +44,11 @@ logger = logging.getLogger("footfall")
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the process exit status."""
-    parser = _parser()
+    try:
+        parser = _parser()
+    except ConfigurationError as error:
+        print(f"footfall: {error}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper()),
@@ -685,13 +689,16 @@ async def _erase(settings: Settings, ip: str | None, email: str | None) -> int:
 
 
 async def _rebuild(settings: Settings) -> int:
-    from footfall.deployment import create_deployment
+    from footfall.deployment import DistributedDeployment, create_deployment
 
     _check_embedded_database(settings)
     deployment = create_deployment(settings)
     await deployment.open_admin()
     try:
-        counted = await deployment.stats.rebuild(deployment.store)
+        if isinstance(deployment, DistributedDeployment):
+            counted = await deployment.maintenance.rebuild(lock_wait_s=ADMIN_LOCK_WAIT_S)
+        else:
+            counted = await deployment.stats.rebuild(deployment.store)
     finally:
         await deployment.close()
     logger.info("stats rebuilt from %d events (%s)", counted, deployment.name)

@@ -131,7 +131,7 @@ class EmbeddedDeployment:
         return None
 
     async def delete_before(self, cutoff_ms: int, lock_wait_s: float = 0.0) -> int:
-        """Delete the visits received before `cutoff_ms`; the stats are recounted with it."""
+        """Delete the visits received before `cutoff_ms` and recount the stats with it."""
         return await self.store.delete_before(cutoff_ms)
 
     async def erase_visitor(
@@ -241,6 +241,11 @@ class DistributedDeployment:
     async def start_api(self) -> None:
         await self._open("footfall serve")
         self.log.start()
+        if self._settings.retention_days is not None:
+            logger.info(
+                "--retention-days is ignored by serve in the distributed deployment: the "
+                "workers started with it run the retention passes"
+            )
         self._tasks.append(asyncio.create_task(self._flush_metrics_loop()))
 
     async def start_worker(self) -> None:
@@ -391,7 +396,7 @@ class DistributedDeployment:
 
 async def stored_forms(hash_keys: HashKeyStore, ip: str | None, email: str | None) -> StoredForms:
     """Return every form a visitor may be stored under, whichever modes were on."""
-    # The modes only matter to `apply`; stored_forms lists the forms of every mode.
+    # The modes matter only to `apply`, because stored_forms lists the forms of every mode.
     pseudonymizer = Pseudonymizer(IpMode.FULL, EmailMode.KEEP, hash_keys)
     return await pseudonymizer.stored_forms(ip, email)
 

@@ -2,8 +2,8 @@
 
 Afterwards the stats equal a recount of the events that remain, on both deployments,
 because both recount rather than subtract. A subtraction would have to know, for each
-deleted visit, whether the stats had already applied it, and apply that knowledge exactly
-once across crashes. A recount is right by construction and reuses `footfall stats
+deleted visit, whether the stats had already applied it, and subtract it exactly once
+across crashes. A recount is right by construction and reuses `footfall stats
 rebuild`, which the tests already hold to the reference recount:
 
 - Embedded, the SQLite event store deletes and recounts in one transaction
@@ -49,7 +49,8 @@ IN_FLIGHT_TIMEOUT_S = 60.0
 """How long an erasure waits for store batches that were read before its mark."""
 
 MAX_RETENTION_DAYS = 36_500
-"""About a hundred years: longer is keeping events forever, which an unset flag does."""
+"""The largest --retention-days, about a hundred years. To keep events forever, leave the
+flag unset."""
 
 DeleteBefore = Callable[[int], Awaitable[int]]
 
@@ -169,7 +170,8 @@ class DistributedMaintenance:
         return deleted
 
     async def erase(self, forms: StoredForms, lock_wait_s: float) -> int:
-        """Delete a visitor's visits from the stream's future, PostgreSQL and the stats.
+        """Delete a visitor's visits from PostgreSQL and the stats, and mark its entries still
+        in the stream so that the consumers skip them.
 
         The mark comes first, so a store batch read after it skips the visitor. A batch
         read before it may still be committing, so the delete runs again once those
@@ -190,8 +192,20 @@ class DistributedMaintenance:
                     IN_FLIGHT_TIMEOUT_S,
                 )
             deleted += await self._store.erase(forms.ips, forms.emails)
+            await self._erasures.delete_dead_letters([*forms.ips, *forms.emails])
             await self._rebuild_stats()
         return deleted
+
+    async def rebuild(self, lock_wait_s: float) -> int:
+        """Rebuild the stats under the lock, and return the number of events counted.
+
+        Two rebuilds at once would let the first swap end the second's pause of the stats
+        group, and the second would then swap in a count that misses visits.
+        """
+        async with self._erasures.lock("a stats rebuild", lock_wait_s):
+            counted = await self._stats.rebuild(self._store)
+            await self._client.delete(keys.STATS_STALE)
+        return counted
 
     async def _mark_stale(self, reason: str) -> bool:
         """Set the stats-stale marker and return whether an earlier run had left it set."""

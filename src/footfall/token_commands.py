@@ -1,7 +1,7 @@
 """`footfall token create|list|revoke`: manage the API tokens of either deployment.
 
 `create` prints the new token once on standard output, alone on its line, so that a script
-can capture it; the store keeps only its hash. `list` never shows a token or its hash.
+can capture it. The store keeps only its hash, and `list` never shows a token or its hash.
 In the distributed deployment the commands need only Redis, where the tokens live, but take
 the same `--redis-url` and `--database-url` as every other command.
 """
@@ -52,7 +52,7 @@ def add_token_parser(
 
 async def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
     # `create` may make the SQLite file, so that an operator can provision a token before
-    # the first `serve`; listing or revoking in a missing file is a wrong --db.
+    # the first `serve`. Listing or revoking in a missing file means a wrong --db.
     store, close = await _open_store(settings, must_exist=args.token_command != "create")
     try:
         if args.token_command == "create":

@@ -86,6 +86,21 @@ def test_read_token_cannot_administer(server: ServerProcess) -> None:
     assert tokens.json()["detail"] == "this endpoint needs an admin token"
 
 
+def test_erasure_needs_admin_token(server: ServerProcess) -> None:
+    token, _ = create_token(server, "read")
+    url = f"{server.base_url}/api/admin/erasures"
+    body = {"ip": "203.0.113.7"}
+
+    anonymous = httpx.post(url, json=body)
+    reader = httpx.post(url, json=body, headers=bearer(token))
+    admin = httpx.post(url, json=body, headers=server.auth_headers)
+
+    assert anonymous.status_code == 401
+    assert reader.status_code == 403
+    assert admin.status_code == 200
+    assert admin.json() == {"deleted_events": 0}
+
+
 def test_token_list_never_shows_secret(server: ServerProcess) -> None:
     token, token_id = create_token(server, "read", name="grafana")
     secret = token.split(".")[2]
@@ -244,7 +259,7 @@ def test_security_headers(server: ServerProcess) -> None:
             assert headers["referrer-policy"] == "same-origin", path
 
 
-def test_ingest_keeps_its_cors_answer(server: ServerProcess) -> None:
+def test_ingest_keeps_cors_response(server: ServerProcess) -> None:
     preflight = httpx.options(
         f"{server.base_url}/api/events",
         headers={"origin": "https://shop.example", "access-control-request-method": "POST"},
@@ -259,3 +274,14 @@ def test_public_metrics_flag(start_server: StartServer) -> None:
 
     assert httpx.get(f"{server.base_url}/metrics").status_code == 200
     assert httpx.get(f"{server.base_url}/api/stats").status_code == 401
+
+
+def test_login_form_too_large_413(server: ServerProcess) -> None:
+    response = httpx.post(
+        f"{server.base_url}/login",
+        data={"token": "x" * 5000},
+        headers={"origin": server.base_url},
+    )
+
+    assert response.status_code == 413
+    assert "set-cookie" not in response.headers

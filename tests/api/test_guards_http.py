@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import start_stack
 from support.reads import all_events, assert_stats_equal_history, settled
-from support.server import ServerProcess, wait_for
+from support.server import StartServer, wait_for
 
 BROWSER_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -23,15 +21,14 @@ SLOW_RATE = ["--rate-limit", "0.01", "--rate-burst", "5"]
 
 @pytest.fixture
 def guarded(
-    tmp_path: Path, deployment: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    start_server: StartServer, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[httpx.Client]:
     """A server with the bot filter on and the arguments given by the test's `args` mark."""
     monkeypatch.setenv("FOOTFALL_KEEP_BOTS", "0")
     marker = request.node.get_closest_marker("args")
-    args = list(marker.args[0]) if marker else []
-    for server in start_stack(tmp_path, deployment, args):
-        with server.client(headers={"user-agent": BROWSER_UA}) as http:
-            yield http
+    server = start_server(list(marker.args[0]) if marker else [])
+    with server.client(headers={"user-agent": BROWSER_UA}) as http:
+        yield http
 
 
 def post(http: httpx.Client, body: dict[str, Any] | None = None, **headers: str) -> httpx.Response:
@@ -142,7 +139,7 @@ MODES = [
 
 @pytest.mark.parametrize(("ip_mode", "email_mode"), MODES)
 def test_privacy_modes_match_recount(
-    tmp_path: Path, deployment: str, ip_mode: str, email_mode: str
+    start_server: StartServer, ip_mode: str, email_mode: str
 ) -> None:
     args = ["--trusted-proxy", "127.0.0.0/8", "--ip-mode", ip_mode, "--email-mode", email_mode]
     visitors = [
@@ -151,20 +148,18 @@ def test_privacy_modes_match_recount(
         ("2001:db8:1::5", "Ann@Example.com", 1),
         ("198.51.100.1", None, 1),
     ]
-    server: ServerProcess
-    for server in start_stack(tmp_path, deployment, args):
-        with server.client() as http:
-            for ip, email, count in visitors:
-                for _ in range(count):
-                    body = {**VISIT, "email": email} if email else VISIT
-                    response = post(http, body, x_forwarded_for=ip)
-                    assert response.status_code == 202
+    with start_server(args).client() as http:
+        for ip, email, count in visitors:
+            for _ in range(count):
+                body = {**VISIT, "email": email} if email else VISIT
+                response = post(http, body, x_forwarded_for=ip)
+                assert response.status_code == 202
 
-            settled(http, 7)
-            assert_stats_equal_history(http)
-            events = all_events(http)
-            stats_text = http.get("/api/stats").text
-            events_text = http.get("/api/events", params={"limit": 1000}).text
+        settled(http, 7)
+        assert_stats_equal_history(http)
+        events = all_events(http)
+        stats_text = http.get("/api/stats").text
+        events_text = http.get("/api/events", params={"limit": 1000}).text
 
     ips = {event["ip"] for event in events}
     emails = {event["email"] for event in events}

@@ -1,4 +1,4 @@
-"""`--public-dashboard`: anyone reads, and sees IPs, e-mail addresses and positions masked."""
+"""`--public-dashboard`: anyone may read, with IPs, e-mail addresses and positions masked."""
 
 from __future__ import annotations
 

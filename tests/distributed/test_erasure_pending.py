@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 from faults.harness import group_facts, wait_until_drained
@@ -21,6 +22,7 @@ from support.stack import api_stats, assert_stats_equal_recount, run_footfall, s
 
 from footfall.backends import redis_keys as keys
 from footfall.log.base import STATS_GROUP, STORE_GROUP
+from footfall.model import Visit
 
 SITES = ("shop",)
 TARGET_IP = "192.0.2.1"
@@ -66,7 +68,7 @@ def test_erasure_skips_undelivered_entries(tmp_path: Path, urls: DistributedUrls
     try:
         worker.start()
         server.start()
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        with server.client(timeout=60) as client:
             _post_both(client, "before", 5)
             wait_until_drained(urls.redis_url, DRAIN_TIMEOUT_S)
             assert worker.stop() == 0
@@ -83,9 +85,19 @@ def test_erasure_skips_undelivered_entries(tmp_path: Path, urls: DistributedUrls
             assert _target_visits_in_stats(client) == 2
             assert api_stats(client, "shop")["total_visits"] == 2 + 12
             assert_stats_equal_recount(server, client, SITES)
+            # The worker trims the stream every 10 s, and drops the marks it has passed.
+            wait_for(lambda: _erasure_marks(urls.redis_url) == 0, timeout_s=40, interval_s=0.5)
     finally:
         server.stop()
         worker.stop()
+
+
+def _erasure_marks(redis_url: str) -> int:
+    client: Any = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.hlen(keys.ERASED))
+    finally:
+        client.close()
 
 
 def test_erasure_skips_entries_pending_at_dead_worker(
@@ -113,7 +125,7 @@ def test_erasure_skips_entries_pending_at_dead_worker(
     try:
         store_worker.start()
         server.start()
-        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+        with server.client(timeout=60) as client:
             _post_both(client, "queued", 5)
             crashing.start()
             wait_for(lambda: not crashing.running(), timeout_s=30)
@@ -137,3 +149,23 @@ def test_erasure_skips_entries_pending_at_dead_worker(
         server.stop()
         for worker in (store_worker, crashing, stats_worker):
             worker.stop()
+
+
+def test_erasure_deletes_dead_letters(tmp_path: Path, urls: DistributedUrls) -> None:
+    client_redis: Any = redis.Redis.from_url(urls.redis_url)
+    target = orjson.dumps(Visit("dead-1", "shop", 1, TARGET_IP, "UTC").to_record())
+    other = orjson.dumps(Visit("dead-2", "shop", 2, OTHER_IP, "UTC").to_record())
+    try:
+        for payload in (target, other, b"{not json " + TARGET_IP.encode()):
+            client_redis.xadd(
+                keys.DEAD_LETTER_STREAM, {"entry_id": "1-0", "group": STATS_GROUP, "v": payload}
+            )
+        server = ServerProcess(tmp_path / "api.db", urls.args())
+
+        erased = run_footfall(server, "erase", "--ip", TARGET_IP)
+        left = [fields[b"v"] for _, fields in client_redis.xrange(keys.DEAD_LETTER_STREAM)]
+    finally:
+        client_redis.close()
+
+    assert erased.returncode == 0, erased.stderr
+    assert left == [other]

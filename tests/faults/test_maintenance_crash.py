@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from support.server import ServerProcess, WorkerProcess
 from support.services import fresh_distributed_backends
@@ -56,7 +55,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProc
 
 
 def _history(now_ms: int) -> list[Visit]:
-    """Return 80 visits: half older than 30 days, a third of each half from TARGET_IP."""
+    """Return 80 visits, half of them older than 30 days, and 27 of them from TARGET_IP."""
     return [
         Visit(
             id=f"visit-{number}",
@@ -74,8 +73,8 @@ def _crash_env(point: str) -> dict[str, str]:
 
 
 def _crash_point(server: ServerProcess) -> str:
-    # Embedded, only after_delete lies inside the transaction; distributed, the kill between
-    # the committed delete and the rebuild is the case that needs the rerun to repair it.
+    # Embedded, only after_delete lies inside the transaction. Distributed, a kill between the
+    # committed delete and the rebuild is the case where the rerun must repair the stats.
     distributed = "--database-url" in server.extra_args
     return "maintenance.before_rebuild" if distributed else "maintenance.after_delete"
 
@@ -84,7 +83,7 @@ def _crash_point(server: ServerProcess) -> str:
 def test_killed_retention_rerun_recounts(stack: ServerProcess) -> None:
     visits = _history(int(time.time() * 1000))
     append_visits(stack, visits)
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+    with stack.client(timeout=60) as client:
         wait_until_counted(stack, client, SITES)
         point = _crash_point(stack)
 
@@ -112,7 +111,7 @@ def test_killed_retention_rerun_recounts(stack: ServerProcess) -> None:
 def test_killed_erasure_rerun_recounts(stack: ServerProcess) -> None:
     visits = _history(int(time.time() * 1000))
     append_visits(stack, visits)
-    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+    with stack.client(timeout=60) as client:
         wait_until_counted(stack, client, SITES)
 
         killed = run_footfall(

@@ -63,7 +63,7 @@ class ServerProcess(FootfallProcess):
 
     Before its first start it creates an admin token in its store (unless `token` is given,
     or `provision_token` is False for a first-run test). `client()` and `auth_headers` send
-    that token, so the read endpoints answer.
+    that token, so the read endpoints return 200.
     """
 
     def __init__(

@@ -42,7 +42,7 @@ async def erase_visitor(request: Request, body: ErasureIn, _: AdminDep) -> Erasu
     """Delete one visitor's visits from the event store, the stats and the event log.
 
     Every form the IP and e-mail modes may have stored is matched. Repeating the request
-    deletes nothing more and returns 0; a visit that arrives afterwards counts as new.
+    deletes nothing more and returns 0. A visit that arrives afterwards counts as new.
     """
     try:
         deleted = await request.app.state.deployment.erase_visitor(body.ip, body.email)

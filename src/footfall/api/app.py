@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> FootfallApp:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await deployment.start_api()
         await create_first_admin(deployment.credentials, settings)
+        _log_access_settings(settings)
         logger.info(
             "footfall %s serving the dashboard at http://%s:%d/ on %s",
             __version__,
@@ -120,8 +121,20 @@ def create_admission(settings: Settings, deployment: Deployment) -> Admission:
     )
 
 
+def _log_access_settings(settings: Settings) -> None:
+    if settings.public_dashboard:
+        logger.info("public dashboard: readers without a token see IPs and e-mails masked")
+    if settings.public_metrics:
+        logger.info("public metrics: /metrics is served without a token")
+    if settings.session_cookie_secure:
+        logger.info(
+            "dashboard session cookies are Secure, so browsers keep them over https only; "
+            "pass --no-secure-cookies to log in over plain http"
+        )
+
+
 def _add_metrics_route(api: FastAPI, deployment: Deployment) -> None:
-    # Left out of the OpenAPI document: it answers in the Prometheus text format, not JSON.
+    # Left out of the OpenAPI document, because it returns the Prometheus text format.
     @api.get("/metrics", include_in_schema=False, dependencies=[Depends(require_metrics_reader)])
     async def metrics() -> Response:
         snapshot = await deployment.metrics_snapshot()

@@ -1,4 +1,4 @@
-"""Who may read: bearer tokens for API clients, a session cookie for the dashboard.
+"""Access control: bearer tokens for API clients, a session cookie for the dashboard.
 
 `require_reader` and `require_admin` are FastAPI dependencies. An `admin` token may do
 everything; a `read` token may read. Without `--public-dashboard`, the dashboard, the read
@@ -37,9 +37,14 @@ SESSION_COOKIE = "footfall_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="footfall"'}
 
-bearer_scheme = HTTPBearer(auto_error=False, description="An API token: ff.<id>.<secret>")
+bearer_scheme = HTTPBearer(
+    scheme_name="apiToken", auto_error=False, description="An API token: ff.<id>.<secret>"
+)
 cookie_scheme = APIKeyCookie(
-    name=SESSION_COOKIE, auto_error=False, description="The dashboard session set by /login."
+    name=SESSION_COOKIE,
+    scheme_name="sessionCookie",
+    auto_error=False,
+    description="The dashboard session that /login sets.",
 )
 BearerCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
 SessionCookie = Annotated[str | None, Depends(cookie_scheme)]
@@ -47,10 +52,10 @@ SessionCookie = Annotated[str | None, Depends(cookie_scheme)]
 
 @dataclass(frozen=True, slots=True)
 class Reader:
-    """Who makes a request: a token (directly or through a session), or the public.
+    """The maker of a request: a token (directly or through a session), or the public.
 
     `token` is None only for an anonymous reader of a `--public-dashboard` installation, who
-    sees IPs and e-mail addresses masked.
+    gets IPs and e-mail addresses masked.
     """
 
     token: TokenRecord | None
@@ -117,7 +122,7 @@ def is_same_origin(request: Request) -> bool:
     """Return whether the request's `Origin` names the host it was sent to.
 
     Only the host and port are compared, because behind a TLS proxy the browser's scheme
-    (https) differs from the one footfall sees (http). The proxy must pass `Host` through.
+    (https) differs from the one footfall receives (http). The proxy must pass `Host` through.
     """
     origin = request.headers.get("origin")
     host = request.headers.get("host")

@@ -1,8 +1,8 @@
 """The first run: with no API token in the store, `footfall serve` creates an admin token.
 
 It prints the token and a one-time login link for the dashboard to standard output, once.
-They are printed, not logged, so they do not end up in a log collector; the token is never
-shown again, and its secret is not stored (only its hash). The link's code works once,
+They are printed, not logged, so they do not end up in a log collector. The token is never
+shown again, because only the hash of its secret is stored. The link's code works once,
 within LOGIN_CODE_TTL_S. A store that has any token, even a revoked one, gets none: then
 `footfall token create --role admin` makes a new one.
 

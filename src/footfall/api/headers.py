@@ -1,7 +1,7 @@
 """Security headers on every response of the FastAPI side: dashboard, login, reads, admin.
 
 The ingest route bypasses this wrapper (see FootfallApp), so the hot path keeps its own
-short answers with `Access-Control-Allow-Origin: *`, which any site's tracker needs.
+short responses with `Access-Control-Allow-Origin: *`, which any site's tracker needs.
 
 The Content-Security-Policy allows scripts, styles, images and fetches from footfall's own
 origin only. The dashboard needs nothing else: it loads its vendored htm/Preact module and

@@ -1,7 +1,7 @@
 """The dashboard login: a token form, the first run's one-time link, and the logout.
 
 A successful login sets the `footfall_session` cookie: HttpOnly, SameSite=Strict, Path=/,
-Secure as `Settings.session_cookie_secure` (or the request's own scheme) says, and valid
+Secure as `Settings.session_cookie_secure` (or the request's own scheme) decides, and valid
 for SESSION_TTL_S. The server keeps the session under the SHA-256 of its id and ends it at
 logout, at expiry, or when its token is revoked.
 
@@ -52,8 +52,8 @@ async def log_in(request: Request) -> Response:
     # account, so a login needs a same-origin Origin header like every cookie-changing post.
     if not is_same_origin(request):
         return login_page("Cross-site login rejected: open this page from the server.", 403)
-    body = await request.body()
-    if len(body) > MAX_FORM_BYTES:
+    body = await read_form_body(request)
+    if body is None:
         return login_page("The form is too large.", 413)
     form = parse_qs(body.decode(errors="replace"))
     token = (form.get("token") or [""])[0].strip()
@@ -86,6 +86,16 @@ async def log_out(request: Request) -> Response:
     response = RedirectResponse(LOGIN_PATH, status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
+
+
+async def read_form_body(request: Request) -> bytes | None:
+    """Return the request body, or None once it grows past MAX_FORM_BYTES (not buffered)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    return bytes(body)
 
 
 async def start_session(request: Request, record: TokenRecord) -> Response:

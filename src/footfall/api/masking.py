@@ -64,7 +64,7 @@ def mask_visitor(visitor: VisitorOut) -> VisitorOut:
 
 
 def mask_stats(stats: StatsOut) -> StatsOut:
-    """Return the stats as the public sees them: every IP, e-mail and position masked."""
+    """Return the public view of the stats: every IP, e-mail and position masked."""
     return stats.model_copy(
         update={
             "top_visitors": [mask_visitor(visitor) for visitor in stats.top_visitors],

@@ -80,8 +80,8 @@ def _record_visit() -> dict[str, Any]:
 
 
 def _drop_unused_validation_responses(document: dict[str, Any]) -> None:
-    """Remove the 422 FastAPI documents for every route: footfall answers invalid query
-    parameters with 400 instead (see the error handlers in api/app.py)."""
+    """Remove the 422 that FastAPI documents for every route, because footfall rejects
+    invalid query parameters with 400 instead (see the error handlers in api/app.py)."""
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             operation.get("responses", {}).pop("422", None)

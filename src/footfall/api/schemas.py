@@ -124,7 +124,7 @@ class EventPageOut(BaseModel):
 
 
 class TokenOut(BaseModel):
-    """An API token as an admin sees it: never its secret, nor the hash of the secret."""
+    """An API token as `GET /api/tokens` lists it, without its secret or the hash of the secret."""
 
     id: str
     name: str
@@ -174,7 +174,7 @@ class ErasureIn(BaseModel):
     @model_validator(mode="after")
     def _ip_or_email(self) -> ErasureIn:
         if self.ip is None and self.email is None:
-            raise ValueError("give ip, email or both")
+            raise ValueError("missing ip and email: give ip, email or both")
         return self
 
 

@@ -1,8 +1,8 @@
 """The embedded deployment's one SQLite file: schema, connection settings and error translation.
 
 The `events` table is both the event log (read by `seq`, its offset) and the event store.
-The stats tables are the stats store. The `auth_*` tables hold the API tokens (hashed),
-dashboard sessions and login codes. The stats consumer updates them in the same
+The stats tables are the stats store. The `auth_*` tables contain the API tokens (hashed),
+dashboard sessions and login codes. The stats consumer updates the stats tables in the same
 transaction that moves its offset in `consumer_offsets`, so each event counts once.
 """
 

@@ -37,14 +37,14 @@ def store_consumer(
 ) -> BatchConsumer:
     """Build a consumer that stores each batch and acknowledges it only after the commit.
 
-    `drop_erased` removes the entries of erased visitors; they are acknowledged unstored.
+    `drop_erased` removes the entries of erased visitors, which are acknowledged unstored.
     It runs again each time a failed batch is retried, so a retry sees a newer erasure.
     """
 
     async def store_then_ack(entries: list[LogEntry]) -> None:
-        kept = await drop_erased(entries) if drop_erased else entries
+        to_store = await drop_erased(entries) if drop_erased else entries
         crash_point("store.before_commit")
-        await store.store_batch(kept)
+        await store.store_batch(to_store)
         crash_point("store.after_commit")
         await log.ack(STORE_GROUP, entries)
 

@@ -8,7 +8,7 @@ comparison takes the same time however many leading bytes match.
 
 Session ids and login codes are random secrets too. They are stored under the SHA-256 of the
 value and looked up by that hash. A lookup leaks at most how much of a hash matched, which
-says nothing about the value behind it.
+reveals nothing about the value behind it.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ LOGIN_CODE_TTL_S = 24 * 3600
 
 
 class Role(enum.StrEnum):
-    """What a token may do: `admin` reads and administers, `read` only reads."""
+    """The rights of a token: `admin` reads and administers, `read` only reads."""
 
     ADMIN = "admin"
     READ = "read"

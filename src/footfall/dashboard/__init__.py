@@ -21,7 +21,7 @@ def mount_dashboard(app: FastAPI) -> None:
     """Add `/`, `/static/...` and `/tracker.js` to the app.
 
     `/` sends a browser without a valid session (or token) to `/login` with 303, unless the
-    dashboard is public. The page itself holds no data, but sending the browser to the login
+    dashboard is public. The page itself contains no data, but sending the browser to the login
     at once beats a page whose every poll fails with 401.
     """
 

@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
+
 from footfall.backends import redis_keys as keys
 from footfall.backends.redis_client import parse_stream_id, text, translate_errors
 from footfall.backends.redis_scripts import FORGET_ERASED, MARK_ERASED, RELEASE_LOCK
@@ -27,8 +29,10 @@ from footfall.log.base import LogEntry
 logger = logging.getLogger(__name__)
 
 LOCK_TTL_S = 30
-"""The maintenance lock expires this long after its holder stopped renewing it (it died)."""
+"""Seconds until the maintenance lock expires once its holder stops renewing it, for example
+because the holder died."""
 LOCK_RENEW_INTERVAL_S = 10.0
+_DEAD_LETTER_CHUNK = 1000
 
 
 class MaintenanceBusy(FootfallError):
@@ -72,6 +76,27 @@ class RedisErasures:
             return entries
         return [entry for entry in entries if not _covered(entry, marks)]
 
+    async def delete_dead_letters(self, forms: Sequence[str]) -> int:
+        """Delete the dead-letter entries whose visit has one of `forms`, and return how many."""
+        matching_forms = set(forms)
+        deleted = 0
+        start = "-"
+        while True:
+            entries = await translate_errors(
+                "reading dead letters",
+                lambda start=start: self._client.xrange(  # type: ignore[misc]
+                    keys.DEAD_LETTER_STREAM, min=start, max="+", count=_DEAD_LETTER_CHUNK
+                ),
+            )
+            matching = [
+                entry_id for entry_id, fields in entries if _mentions(fields, matching_forms)
+            ]
+            if matching:
+                deleted += await self._client.xdel(keys.DEAD_LETTER_STREAM, *matching)
+            if len(entries) < _DEAD_LETTER_CHUNK:
+                return deleted
+            start = f"({text(entries[-1][0])}"
+
     async def forget_before(self, boundary_id: str) -> int:
         """Delete the marks whose last entry lies below `boundary_id`, the trim boundary."""
         deleted: int = await self._forget(keys=[keys.ERASED], args=[boundary_id])
@@ -84,7 +109,7 @@ class RedisErasures:
 
         Such an entry is pending at or below `boundary_id`. The wait ends for it once it is
         acknowledged, delivered again (the new delivery checks the marks), or idle for
-        `abandoned_after_ms` (its consumer died, and whoever claims it checks the marks).
+        `abandoned_after_ms` (its consumer died, and the consumer that claims it checks the marks).
         Returns False when `timeout_s` passed first.
         """
         read_before = await self._pending_at_or_before(group, boundary_id)
@@ -133,11 +158,11 @@ class RedisErasures:
             await self._release(keys=[keys.MAINTENANCE_LOCK], args=[token])
 
     async def _try_lock(self, token: str) -> bool:
-        taken = await translate_errors(
+        acquired = await translate_errors(
             "taking the maintenance lock",
             lambda: self._client.set(keys.MAINTENANCE_LOCK, token, nx=True, ex=LOCK_TTL_S),
         )
-        return bool(taken)
+        return bool(acquired)
 
     async def _renew(self, token: str) -> None:
         while True:
@@ -168,6 +193,20 @@ class RedisErasures:
             )
             for item in pending
         }
+
+
+def _mentions(fields: dict[bytes, bytes], forms: set[str]) -> bool:
+    """Return whether a dead letter's visit has one of `forms` as its IP or e-mail.
+
+    A payload that is not a visit is checked as text, since it failed to decode before.
+    """
+    payload = fields.get(b"v", b"")
+    try:
+        record = orjson.loads(payload)
+        return bool(record.get("ip") in forms or record.get("email") in forms)
+    except (orjson.JSONDecodeError, AttributeError):
+        raw = payload.decode(errors="replace")
+        return any(form in raw for form in forms)
 
 
 def _covered(entry: LogEntry, marks: dict[str, tuple[int, int]]) -> bool:

@@ -77,7 +77,7 @@ class EventStore(Protocol):
     async def delete_before(self, cutoff_ms: int) -> int:
         """Delete every visit received before `cutoff_ms` (ms since the Unix epoch, UTC).
 
-        Returns how many visits were deleted; a repeat with the same cutoff deletes none.
+        Returns how many visits were deleted, so a repeat with the same cutoff returns 0.
         Raises BackendUnavailable when the store cannot take it. The embedded store recounts
         its stats in the same transaction, because its events table is also the log.
         """
@@ -86,8 +86,8 @@ class EventStore(Protocol):
     async def erase(self, ips: Sequence[str], emails: Sequence[str]) -> int:
         """Delete every visit whose ip is in `ips` or whose email is in `emails`.
 
-        Values match exactly, as stored. Returns how many visits were deleted; a repeat
-        deletes none. Raises BackendUnavailable when the store cannot take it.
+        Values match exactly, as stored. Returns how many visits were deleted, so a repeat
+        returns 0. Raises BackendUnavailable when the store cannot take it.
         """
         ...
 

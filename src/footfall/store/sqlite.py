@@ -46,7 +46,11 @@ class SqliteEventStore:
             f"OR email IN ({', '.join('?' * len(emails)) or 'NULL'})"
         )
         return await asyncio.to_thread(
-            self._delete_and_recount, condition, [*ips, *emails], "erasing a visitor"
+            self._delete_and_recount,
+            condition,
+            [*ips, *emails],
+            "erasing a visitor",
+            secure=True,
         )
 
     async def iter_entries(self) -> AsyncIterator[LogEntry]:
@@ -73,15 +77,24 @@ class SqliteEventStore:
                 connection.execute("ROLLBACK")
             raise BackendUnavailable(f"storing {len(visits)} visits failed: {error}") from error
 
-    def _delete_and_recount(self, condition: str, params: list[Any], operation: str) -> int:
+    def _delete_and_recount(
+        self, condition: str, params: list[Any], operation: str, *, secure: bool = False
+    ) -> int:
         """Delete the matching events and recount the stats in one transaction.
 
         `events` is also the log here, so a deleted visit that the stats consumer has not
         read yet is never counted. The recount moves the consumer's offset past every event,
         so a batch it read before the delete is skipped rather than counted. A crash before
         COMMIT leaves the events and the stats as they were.
+
+        `secure` overwrites the deleted rows with zeros in the database file.
+        NOTE: older copies of those pages stay in the WAL file until SQLite's next
+        checkpoint reuses it, and in any backup taken before.
         """
         connection = self._database.connection()
+        previous_secure = connection.execute("PRAGMA secure_delete").fetchone()[0]
+        if secure:
+            connection.execute("PRAGMA secure_delete=ON")
         try:
             connection.execute("BEGIN IMMEDIATE")
             deleted = connection.execute(f"DELETE FROM events WHERE {condition}", params).rowcount
@@ -93,6 +106,8 @@ class SqliteEventStore:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise BackendUnavailable(f"{operation} failed: {error}") from error
+        finally:
+            connection.execute(f"PRAGMA secure_delete={int(previous_secure)}")
         return int(deleted)
 
     def _page(self, site: str, limit: int, cursor: PageCursor | None) -> EventPage:
