@@ -153,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_guard_options(serve)
     _add_retention_option(serve)
+    _add_collector_options(serve)
 
     worker = commands.add_parser(
         "worker",
@@ -291,6 +292,36 @@ def _add_guard_options(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_collector_options(serve: argparse.ArgumentParser) -> None:
+    collectors = serve.add_argument_group(
+        "collectors for Plausible's and Umami's trackers (/api/event, /api/send)"
+    )
+    collectors.add_argument(
+        "--plausible-path",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="also serve the Plausible collector of /api/event at PATH, such as /p/e; "
+        "repeatable (env FOOTFALL_PLAUSIBLE_PATHS, comma-separated; default none)",
+    )
+    collectors.add_argument(
+        "--umami-path",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="also serve the Umami collector of /api/send at PATH; repeatable "
+        "(env FOOTFALL_UMAMI_PATHS, comma-separated; default none)",
+    )
+    collectors.add_argument(
+        "--umami-site",
+        action="append",
+        default=None,
+        metavar="WEBSITE_ID=SITE",
+        help="store visits of this Umami website id under this site name; repeatable "
+        "(env FOOTFALL_UMAMI_SITES, comma-separated; default: the website id is the site name)",
+    )
+
+
 def _float_env(name: str, default: float) -> float:
     value = os.environ.get(name)
     if value is None:
@@ -404,10 +435,48 @@ def _settings(args: argparse.Namespace) -> Settings:
         allowed_origins=tuple(_checked_origins(origins)),
         respect_dnt=args.respect_dnt,
         keep_bots=args.keep_bots,
+        plausible_paths=_collector_paths(
+            "--plausible-path", args.plausible_path, "FOOTFALL_PLAUSIBLE_PATHS"
+        ),
+        umami_paths=_collector_paths("--umami-path", args.umami_path, "FOOTFALL_UMAMI_PATHS"),
+        umami_sites=_umami_sites(
+            args.umami_site if args.umami_site is not None else _env_list("FOOTFALL_UMAMI_SITES")
+        ),
         public_dashboard=args.public_dashboard,
         public_metrics=args.public_metrics,
         secure_cookies=args.secure_cookies,
     )
+
+
+def _collector_paths(flag: str, given: list[str] | None, env_name: str) -> tuple[str, ...]:
+    """Check the syntax of extra collector paths; app.py checks them against the routes."""
+    paths = given if given is not None else _env_list(env_name)
+    for path in paths:
+        if not path.startswith("/") or any(char in path for char in "?# \t") or len(path) > 200:
+            raise ConfigurationError(
+                f"invalid {flag} {path!r}: use a path starting with '/', such as /p/event, "
+                "without query, fragment or spaces, of at most 200 characters"
+            )
+    return tuple(dict.fromkeys(paths))
+
+
+def _umami_sites(pairs: list[str]) -> tuple[tuple[str, str], ...]:
+    sites: dict[str, str] = {}
+    for pair in pairs:
+        website_id, _, site = pair.partition("=")
+        website_id, site = website_id.strip(), site.strip()
+        if not website_id or not SITE_PATTERN.fullmatch(site):
+            raise ConfigurationError(
+                f"invalid --umami-site {pair!r}: use WEBSITE_ID=SITE, where SITE is 1 to 64 "
+                "letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        if sites.get(website_id, site) != site:
+            raise ConfigurationError(
+                f"invalid --umami-site {pair!r}: website id {website_id!r} is already mapped "
+                f"to site {sites[website_id]!r}"
+            )
+        sites[website_id] = site
+    return tuple(sites.items())
 
 
 def _retention_days(value: str | None) -> int | None:

@@ -51,6 +51,12 @@ class Settings:
     respect_dnt: bool = False
     keep_bots: bool = False
     retention_days: int | None = None
+    plausible_paths: tuple[str, ...] = ()
+    """Extra paths of the Plausible collector, beside `/api/event`."""
+    umami_paths: tuple[str, ...] = ()
+    """Extra paths of Umami's `/api/send` collector."""
+    umami_sites: tuple[tuple[str, str], ...] = ()
+    """(website id, site name) pairs; an Umami website id not listed here is the site name."""
     public_dashboard: bool = False
     public_metrics: bool = False
     secure_cookies: bool | None = None

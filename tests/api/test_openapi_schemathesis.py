@@ -38,6 +38,10 @@ EXPECTED_OPERATIONS = {
     "GET /api/stats",
     "GET /api/events",
     "POST /api/events",
+    "POST /api/event",
+    "POST /api/send",
+    "POST /api/batch",
+    "POST /api/collect",
     "GET /api/tokens",
     "POST /api/admin/erasures",
 }

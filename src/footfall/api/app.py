@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from footfall import __version__
 from footfall.api.admin import router as admin_router
 from footfall.api.auth import require_metrics_reader
+from footfall.api.collectors import CollectorRoute, Handler, collector_routes
 from footfall.api.first_run import create_first_admin
 from footfall.api.headers import SecurityHeaders
 from footfall.api.login import router as login_router
@@ -25,45 +26,44 @@ from footfall.deployment import Deployment, create_deployment
 from footfall.errors import BackendUnavailable, InvalidInput
 from footfall.ingest.admission import Admission, IngestPolicy
 from footfall.ingest.client_ip import ClientIpResolver
-from footfall.ingest.endpoint import IngestEndpoint, Receive, Scope, Send
+from footfall.ingest.endpoint import Receive, Scope, Send
 from footfall.ingest.guards import BotFilter, RateLimiter, SiteFilter
 from footfall.metrics import render
 from footfall.privacy import Pseudonymizer
 
 logger = logging.getLogger(__name__)
 
-INGEST_PATH = "/api/events"
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class FootfallApp:
-    """Sends the ingest route straight to its lean handler and the rest to FastAPI.
+    """Sends the collector routes straight to their lean handlers and the rest to FastAPI.
 
-    Only the FastAPI side gets the security headers and the credential checks: the ingest
-    route is public and keeps its short CORS responses.
+    Only the FastAPI side gets the security headers and the credential checks: the collector
+    routes are public and keep their short CORS responses.
     """
 
-    def __init__(self, ingest: IngestEndpoint, api: FastAPI, deployment: Deployment) -> None:
-        self.ingest = ingest
+    def __init__(
+        self, collectors: list[CollectorRoute], api: FastAPI, deployment: Deployment
+    ) -> None:
+        self.collectors: dict[str, Handler] = {route.path: route.handler for route in collectors}
         self.api = api
         self.guarded_api = SecurityHeaders(api)
         self.deployment = deployment
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == INGEST_PATH
-            and scope["method"] in ("POST", "OPTIONS")
-        ):
-            await self.ingest(scope, receive, send)
-            return
+        if scope["type"] == "http" and scope["method"] in ("POST", "OPTIONS"):
+            handler = self.collectors.get(scope["path"])
+            if handler is not None:
+                await handler(scope, receive, send)
+                return
         await self.guarded_api(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FootfallApp:
     """Build the app and its deployment; backends start and stop with the ASGI lifespan."""
     deployment = create_deployment(settings)
-    ingest = IngestEndpoint(create_admission(settings, deployment))
+    admission = create_admission(settings, deployment)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -95,8 +95,9 @@ def create_app(settings: Settings) -> FootfallApp:
     mount_dashboard(api)
     _add_metrics_route(api, deployment)
     _add_error_handlers(api)
-    add_ingest_to_openapi(api, INGEST_PATH)
-    return FootfallApp(ingest, api, deployment)
+    collectors = collector_routes(settings, admission, api)
+    add_ingest_to_openapi(api, [(route.path, route.kind) for route in collectors])
+    return FootfallApp(collectors, api, deployment)
 
 
 def create_admission(settings: Settings, deployment: Deployment) -> Admission:

@@ -50,9 +50,13 @@ class FieldError:
 
 @dataclass(frozen=True, slots=True)
 class VisitInput:
-    """The client-supplied part of a visit after validation; the server adds id, time and IP."""
+    """The client-supplied part of a visit after validation; the server adds id, time and IP.
 
-    timezone: str
+    `timezone` is None only for visits from other products' trackers, which send none;
+    footfall's own `/api/events` requires it.
+    """
+
+    timezone: str | None
     email: str | None
     latitude: float | None
     longitude: float | None
