@@ -239,3 +239,26 @@ def test_embedded_erasure_overwrites_file(tmp_path: Path) -> None:
         content = path.read_bytes()
         assert TARGET_EMAIL.encode() not in content, path.name
         assert TARGET_IP.encode() not in content, path.name
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"ip":', "invalid JSON"),
+        (b'["192.0.2.1"]', "must be a JSON object"),
+    ],
+)
+def test_erasure_rejects_malformed_body(http: httpx.Client, content: bytes, message: str) -> None:
+    response = http.post(ERASURES, content=content, headers={"content-type": "application/json"})
+
+    assert response.status_code == 400, response.text
+    [error] = response.json()["errors"]
+    assert error["field"] == "body"
+    assert error["message"].startswith(message)
+
+
+def test_erasure_error_has_no_pydantic_prefix(http: httpx.Client) -> None:
+    response = http.post(ERASURES, json={"ip": "192.0.2"})
+
+    [error] = response.json()["errors"]
+    assert error["message"].startswith("invalid IP address")

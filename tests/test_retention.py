@@ -94,6 +94,7 @@ def test_retention_run_deletes_old_and_recounts(
     assert before["total_visits"] > LATEST_VISITS_CAPACITY
     assert first.returncode == 0, first.stderr
     assert f"retention pass deleted {OLD_VISITS} events older than 30 days" in first.stderr
+    assert f"retention: {OLD_VISITS} events older than 30 days deleted" in first.stdout
     assert repeated.returncode == 0, repeated.stderr
     assert "retention pass deleted 0 events" in repeated.stderr
     _assert_only_recent_stored(server, recent)

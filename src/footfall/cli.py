@@ -41,6 +41,8 @@ from footfall.privacy import EmailMode, IpMode
 
 logger = logging.getLogger("footfall")
 
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return the process exit status."""
@@ -87,8 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"footfall {__version__}")
     parser.add_argument(
         "--log-level",
-        default=os.environ.get("FOOTFALL_LOG_LEVEL", "info"),
-        choices=["debug", "info", "warning", "error"],
+        default=_log_level_env(),
+        choices=LOG_LEVELS,
         help="logging level (env FOOTFALL_LOG_LEVEL, default info)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -123,7 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-backlog",
         type=int,
-        default=int(os.environ.get("FOOTFALL_MAX_BACKLOG", DEFAULT_MAX_BACKLOG)),
+        default=_int_env("FOOTFALL_MAX_BACKLOG", DEFAULT_MAX_BACKLOG),
         help="distributed only: reject visits with 503 while a consumer group has more than "
         "this many unacknowledged stream entries "
         f"(env FOOTFALL_MAX_BACKLOG, default {DEFAULT_MAX_BACKLOG})",
@@ -241,7 +243,7 @@ def _add_guard_options(serve: argparse.ArgumentParser) -> None:
     guards.add_argument(
         "--rate-burst",
         type=int,
-        default=int(_float_env("FOOTFALL_RATE_BURST", DEFAULT_BURST)),
+        default=_int_env("FOOTFALL_RATE_BURST", DEFAULT_BURST),
         metavar="VISITS",
         help=f"visits one client IP may send at once (env FOOTFALL_RATE_BURST, default "
         f"{DEFAULT_BURST})",
@@ -322,6 +324,25 @@ def _add_collector_options(serve: argparse.ArgumentParser) -> None:
     )
 
 
+def _log_level_env() -> str:
+    value = os.environ.get("FOOTFALL_LOG_LEVEL", "info").lower()
+    if value not in LOG_LEVELS:
+        raise ConfigurationError(
+            f"invalid FOOTFALL_LOG_LEVEL={value!r}: use {', '.join(LOG_LEVELS)}"
+        )
+    return value
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigurationError(f"invalid {name}={value!r}: expected a whole number") from None
+
+
 def _float_env(name: str, default: float) -> float:
     value = os.environ.get(name)
     if value is None:
@@ -353,7 +374,7 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--log-level",
         default=argparse.SUPPRESS,
-        choices=["debug", "info", "warning", "error"],
+        choices=LOG_LEVELS,
         help="logging level (env FOOTFALL_LOG_LEVEL, default info)",
     )
     parser.add_argument(
@@ -398,13 +419,18 @@ def _settings(args: argparse.Namespace) -> Settings:
     if args.port is not None and not 0 < args.port < 65536:
         raise ConfigurationError(f"invalid --port {args.port}: expected a port from 1 to 65535")
     if args.max_backlog < 1:
-        raise ConfigurationError(f"invalid --max-backlog {args.max_backlog}: must be 1 or more")
+        raise ConfigurationError(
+            f"invalid --max-backlog (FOOTFALL_MAX_BACKLOG) {args.max_backlog}: must be 1 or more"
+        )
     if not args.rate_limit >= 0:
         raise ConfigurationError(
-            f"invalid --rate-limit {args.rate_limit:g}: use visits per second, or 0 for no limit"
+            f"invalid --rate-limit (FOOTFALL_RATE_LIMIT) {args.rate_limit:g}: use visits per "
+            "second, or 0 for no limit"
         )
     if args.rate_burst < 1:
-        raise ConfigurationError(f"invalid --rate-burst {args.rate_burst}: must be 1 or more")
+        raise ConfigurationError(
+            f"invalid --rate-burst (FOOTFALL_RATE_BURST) {args.rate_burst}: must be 1 or more"
+        )
     if args.ip_mode not in IpMode.__members__.values():
         raise ConfigurationError(
             f"invalid FOOTFALL_IP_MODE={args.ip_mode!r}: use full, truncated or hashed"
@@ -665,12 +691,13 @@ async def _retention_run(settings: Settings) -> int:
     deployment = create_deployment(settings)
     await deployment.open_admin()
     try:
-        await run_retention(
+        deleted = await run_retention(
             functools.partial(deployment.delete_before, lock_wait_s=ADMIN_LOCK_WAIT_S),
             settings.retention_days,
         )
     finally:
         await deployment.close()
+    print(f"retention: {deleted} events older than {settings.retention_days} days deleted")
     return 0
 
 

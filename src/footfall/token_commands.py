@@ -15,7 +15,7 @@ from typing import Any
 
 from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.config import Settings
-from footfall.credentials.base import CredentialStore, Role, TokenRecord
+from footfall.credentials.base import CredentialStore, Role, TokenRecord, parse_token
 from footfall.errors import ConfigurationError, InvalidInput
 from footfall.model import iso_from_ms
 
@@ -67,15 +67,25 @@ async def run_token_command(settings: Settings, args: argparse.Namespace) -> int
         if args.token_command == "list":
             _print_tokens(await store.list_tokens())
             return 0
-        record = await store.revoke_token(args.token_id)
+        token_id = _token_id(args.token_id)
+        record = await store.revoke_token(token_id)
         if record is None:
             raise InvalidInput(
-                f"token {args.token_id!r} not found: `footfall token list` shows the ids"
+                f"token {token_id[:40]!r} not found: `footfall token list` shows the ids"
             )
         print(f"token {record.id} ({record.name}) is revoked; its sessions have ended")
         return 0
     finally:
         await close()
+
+
+def _token_id(text: str) -> str:
+    """Return the id of a whole pasted token, or `text` itself when it is an id.
+
+    Only the id is used, so the secret of a pasted token is never printed back.
+    """
+    parsed = parse_token(text.strip())
+    return parsed[0] if parsed else text.strip()
 
 
 def _print_tokens(records: list[TokenRecord]) -> None:
@@ -92,11 +102,17 @@ async def _open_store(
     settings: Settings, *, must_exist: bool
 ) -> tuple[CredentialStore, Callable[[], Any]]:
     if settings.distributed:
-        from footfall.backends.redis_client import connect
+        from footfall.backends.redis_client import check_server, connect
         from footfall.credentials.redis import RedisCredentialStore
 
         assert settings.redis_url
         client = connect(settings.redis_url)
+        try:
+            # Reaching the server first turns a wrong URL into one clear error.
+            await check_server(client)
+        except BaseException:
+            await client.aclose()
+            raise
         return RedisCredentialStore(client), client.aclose
 
     if must_exist and not settings.db_path.exists():

@@ -19,6 +19,10 @@ from footfall.api.masking import mask_email, mask_ip, round_coordinate
         ("::ffff:198.51.100.9", "198.51.100.0/24"),
         ("1f3c9a0e77b2", "hidden"),
         ("", "hidden"),
+        ("h:5d41402abc4b2a76b9719d91", "h:5d41402abc4b2a76b9719d91"),
+        ("203.0.113.0/24", "203.0.113.0/24"),
+        ("2001:db8:1::/48", "2001:db8:1::/48"),
+        ("203.0.113.7/32", "hidden"),
     ],
 )
 def test_mask_ip(address: str, masked: str) -> None:
@@ -36,6 +40,7 @@ def test_mask_ip(address: str, masked: str) -> None:
         ("jane@", "hidden"),
         (None, None),
         ("", ""),
+        ("h:5d41402abc4b2a76b9719d91", "h:5d41402abc4b2a76b9719d91"),
     ],
 )
 def test_mask_email(email: str | None, masked: str | None) -> None:

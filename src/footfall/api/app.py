@@ -145,8 +145,7 @@ def _add_error_handlers(api: FastAPI) -> None:
     @api.exception_handler(RequestValidationError)
     async def invalid_query(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _field_name(item), "message": str(item.get("msg", "invalid"))}
-            for item in error.errors()
+            {"field": _field_name(item), "message": _message(item)} for item in error.errors()
         ]
         return JSONResponse({"errors": errors}, status_code=400)
 
@@ -162,4 +161,20 @@ def _add_error_handlers(api: FastAPI) -> None:
 
 def _field_name(item: dict[str, Any]) -> str:
     location = item.get("loc", ())
-    return str(location[-1]) if location else "request"
+    # A JSON syntax error is located at ("body", character offset): name the body.
+    if item.get("type") == "json_invalid" or not location:
+        return "body"
+    if location == ("body",):
+        return "body"
+    return str(location[-1])
+
+
+def _message(item: dict[str, Any]) -> str:
+    kind = item.get("type")
+    if kind == "json_invalid":
+        return "invalid JSON: send a JSON object with Content-Type: application/json"
+    if kind in ("model_attributes_type", "dict_type"):
+        return "must be a JSON object"
+    message = str(item.get("msg", "invalid"))
+    # pydantic puts "Value error, " before the message of a ValueError raised by a validator.
+    return message.removeprefix("Value error, ")

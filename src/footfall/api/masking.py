@@ -6,7 +6,8 @@
 - E-mail addresses keep the first character of the local part and the domain
   (`jane@example.com` → `j***@example.com`), so a visitor stays recognisable to the operator
   but not identifiable to the public.
-- Any other stored value in the IP field (for example a keyed hash) becomes `hidden`.
+- Values that `--ip-mode` or `--email-mode` already pseudonymised (a network, a keyed hash)
+  are shown as stored: they identify no one. Any other value in the IP field becomes `hidden`.
 - Coordinates are rounded to one decimal place, about 11 km.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 
 from footfall.api.schemas import StatsOut, VisitorOut, VisitOut
+from footfall.privacy import HASH_PREFIX
 
 HIDDEN = "hidden"
 IPV4_PUBLIC_PREFIX = 24
@@ -24,19 +26,31 @@ COORDINATE_DECIMALS = 1
 
 def mask_ip(value: str) -> str:
     """Return the /24 (IPv4) or /48 (IPv6) network of an address, or `hidden`."""
+    if value.startswith(HASH_PREFIX):
+        return value
     try:
         address = ipaddress.ip_address(value)
     except ValueError:
-        return HIDDEN
+        return _stored_network(value)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     prefix = IPV4_PUBLIC_PREFIX if address.version == 4 else IPV6_PUBLIC_PREFIX
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
+def _stored_network(value: str) -> str:
+    """Return a network that `--ip-mode truncated` stored, if it is no narrower than public."""
+    try:
+        network = ipaddress.ip_network(value)
+    except ValueError:
+        return HIDDEN
+    public = IPV4_PUBLIC_PREFIX if network.version == 4 else IPV6_PUBLIC_PREFIX
+    return str(network) if network.prefixlen <= public else HIDDEN
+
+
 def mask_email(value: str | None) -> str | None:
     """Return `j***@example.com` for `jane@example.com`; None stays None."""
-    if not value:
+    if not value or value.startswith(HASH_PREFIX):
         return value
     local, at, domain = value.rpartition("@")
     if not at or not local or not domain:

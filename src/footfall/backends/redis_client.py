@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import redis.asyncio as redis
 from redis import exceptions as redis_errors
 
+from footfall.backends import redis_keys as keys
 from footfall.errors import BackendUnavailable, ConfigurationError
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def connect(url: str) -> redis.Redis:
     redis-py's default asyncio pool raises MaxConnectionsError once it has handed out
     its maximum, which under load would turn into false 503s.
     """
+    keys.check_prefix()
     pool = redis.BlockingConnectionPool.from_url(
         url,
         max_connections=MAX_CONNECTIONS,

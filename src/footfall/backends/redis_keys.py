@@ -60,10 +60,19 @@ from footfall.errors import ConfigurationError
 PREFIX = os.environ.get("FOOTFALL_REDIS_PREFIX", "footfall")
 """The first part of every key, so that several footfall installations can share one Redis
 (env FOOTFALL_REDIS_PREFIX). It must not contain braces, which would change the hash tags."""
-if not PREFIX or "{" in PREFIX or "}" in PREFIX:
-    raise ConfigurationError(
-        f"invalid FOOTFALL_REDIS_PREFIX={PREFIX!r}: use a non-empty name without braces"
-    )
+
+
+def check_prefix() -> None:
+    """Raise ConfigurationError for a prefix that would break the hash tags.
+
+    Checked when a Redis client is created, not at import, so that a bad value stops only the
+    commands that use Redis, with a message instead of a traceback.
+    """
+    if not PREFIX or "{" in PREFIX or "}" in PREFIX:
+        raise ConfigurationError(
+            f"invalid FOOTFALL_REDIS_PREFIX={PREFIX!r}: use a non-empty name without braces"
+        )
+
 
 STREAM = f"{PREFIX}:{{log}}:events"
 DEAD_LETTER_STREAM = f"{PREFIX}:{{log}}:dead"

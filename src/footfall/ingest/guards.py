@@ -108,9 +108,10 @@ class SiteFilter:
         """Return why a visit is refused, or None when the lists allow it."""
         if self.sites and site not in self.sites:
             return f"site {site[:64]!r} is not accepted by this server"
+        if self.origins and not origin:
+            return "a visit without an Origin header is not accepted by this server"
         if self.origins and origin.rstrip("/").lower() not in self.origins:
-            shown = repr(origin[:100]) if origin else "a request without Origin"
-            return f"origin {shown} is not accepted by this server"
+            return f"origin {origin[:100]!r} is not accepted by this server"
         return None
 
 
