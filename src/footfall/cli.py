@@ -275,7 +275,7 @@ def _add_guard_options(serve: argparse.ArgumentParser) -> None:
         "--respect-dnt",
         action="store_true",
         default=_env_flag("FOOTFALL_RESPECT_DNT"),
-        help="answer visits with DNT: 1 or Sec-GPC: 1 with 202 but do not store them "
+        help="respond 202 to visits with DNT: 1 or Sec-GPC: 1 but do not store them "
         "(env FOOTFALL_RESPECT_DNT=1)",
     )
     guards.add_argument(
