@@ -2,7 +2,8 @@
 
 `server`, `proxied_server` and `client` run once per deployment: `embedded` (one process on
 a fresh SQLite file) and `distributed` (serve plus a worker on Redis and PostgreSQL, with a
-fresh Redis database and PostgreSQL database).
+fresh Redis database and PostgreSQL database). `mongodb_server` is one SecantusDB server for
+the whole session, started by the first test that needs it.
 """
 
 from __future__ import annotations
@@ -24,9 +25,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.mongo import SecantusServer
 from support.server import ServerProcess, StartServer, running_stack
 
 DEPLOYMENTS = ["embedded", "distributed"]
+
+
+@pytest.fixture(scope="session")
+def mongodb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusServer]:
+    """A SecantusDB server with its data in memory; each test takes a database of its own."""
+    server = SecantusServer(tmp_path_factory.mktemp("secantus") / "secantusd.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=DEPLOYMENTS)

@@ -18,6 +18,8 @@ import httpx
 from support.auth import bearer, provision_admin_token, run_token_command
 
 STARTUP_TIMEOUT_S = 20.0
+WORKER_RUNNING_LINE = b"worker running groups"
+"""What `footfall worker` logs once its signal handlers are set and its consumers run."""
 
 T = TypeVar("T")
 
@@ -178,14 +180,25 @@ class WorkerProcess(FootfallProcess):
         self.groups = list(groups)
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     def start(self) -> WorkerProcess:
         command = [sys.executable, "-m", "footfall", "worker", *self.backend_args]
         command += ["--consumer-name", self.name]
         for group in self.groups:
             command += ["--group", group]
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._launch(command, {**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         return self
+
+    def started(self) -> bool:
+        """Return whether this start has logged that its consumers run.
+
+        Before that, SIGTERM meets Python's default handler and ends the process with -15.
+        """
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return WORKER_RUNNING_LINE in log.read()
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
