@@ -14,6 +14,7 @@ import pymongo
 import pytest
 from faults.harness import stored_visits
 from support.mongo import SecantusServer
+from support.reads import all_events
 from support.server import ServerProcess, WorkerProcess, wait_for
 from support.services import DistributedUrls, fresh_distributed_backends
 
@@ -73,20 +74,6 @@ def _post(client: httpx.Client, number: int) -> None:
     assert response.status_code == 202, response.text
 
 
-def _all_pages(client: httpx.Client, site: str) -> list[str]:
-    ids: list[str] = []
-    cursor: str | None = None
-    while True:
-        params: dict[str, Any] = {"site": site, "limit": 50}
-        if cursor:
-            params["cursor"] = cursor
-        page = client.get("/api/events", params=params).json()
-        ids += [event["id"] for event in page["events"]]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return ids
-
-
 def _stats(client: httpx.Client) -> dict[str, Any]:
     return {site: client.get("/api/stats", params={"site": site}).json() for site in SITES}
 
@@ -97,7 +84,7 @@ def test_serve_worker_and_rebuild_on_mongodb(tmp_path: Path, urls: DistributedUr
     api.workers.append(worker)
     try:
         api.start()
-        with httpx.Client(base_url=api.base_url, timeout=10) as client:
+        with api.client() as client:
             for number in range(VISITS):
                 _post(client, number)
             wait_for(lambda: len(stored_visits(urls.database_url)) == VISITS, timeout_s=30)
@@ -105,7 +92,7 @@ def test_serve_worker_and_rebuild_on_mongodb(tmp_path: Path, urls: DistributedUr
                 lambda: sum(s["total_visits"] for s in _stats(client).values()) == VISITS,
                 timeout_s=30,
             )
-            pages = {site: _all_pages(client, site) for site in SITES}
+            pages = {site: [event["id"] for event in all_events(client, site)] for site in SITES}
             live = _stats(client)
 
             rebuild = run_footfall("stats", "rebuild", *urls.args())

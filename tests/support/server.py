@@ -11,11 +11,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from support.auth import bearer, provision_admin_token, run_token_command
+
+if TYPE_CHECKING:
+    from support.mongo import SecantusServer
 
 STARTUP_TIMEOUT_S = 20.0
 WORKER_RUNNING_LINE = b"worker running groups"
@@ -212,11 +215,14 @@ def running_stack(
     *,
     worker_args: Sequence[str] = (),
     provision_token: bool = True,
+    mongodb: SecantusServer | None = None,
 ) -> Iterator[ServerProcess]:
     """Run `footfall serve` on one deployment, with one worker when it is distributed.
 
     `embedded` serves a fresh SQLite file in `directory`; `distributed` gets a fresh Redis
     key prefix and PostgreSQL database, and a worker started with `worker_args` as well.
+    `mongodb` is the same with a fresh database on the SecantusDB server `mongodb` instead
+    of PostgreSQL.
     """
     from support.services import fresh_distributed_backends
 
@@ -230,7 +236,9 @@ def running_stack(
             server.stop()
         return
 
-    with fresh_distributed_backends() as urls:
+    if (deployment == "mongodb") != (mongodb is not None):
+        raise ValueError("pass the SecantusDB server for the mongodb deployment, and only then")
+    with fresh_distributed_backends(mongodb) as urls:
         server = ServerProcess(
             directory / "footfall.db",
             [*urls.args(), *serve_args],

@@ -19,6 +19,9 @@ import redis
 from footfall.backends import redis_keys as keys
 from support.mongo import SecantusServer, fresh_mongodb_database
 
+STORE_DEPLOYMENTS = ["embedded", "distributed", "mongodb"]
+"""The deployments by event store: SQLite, PostgreSQL and MongoDB (see tests/conftest.py)."""
+
 REDIS_URL = os.environ.get("FOOTFALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_ADMIN_URL = os.environ.get(
     "FOOTFALL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
