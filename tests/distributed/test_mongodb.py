@@ -7,20 +7,23 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pymongo
 import pytest
-from faults.harness import stored_visits
 from support.mongo import SecantusServer
-from support.reads import all_events
-from support.server import ServerProcess, WorkerProcess, wait_for
+from support.server import running_stack
 from support.services import DistributedUrls, fresh_distributed_backends
+from support.stack import (
+    api_events,
+    api_stats,
+    assert_stats_equal_recount,
+    run_footfall,
+    stored_visits,
+    wait_until_counted,
+)
 
-from footfall.api.schemas import StatsOut
 from footfall.model import LATEST_VISITS_CAPACITY
-from footfall.stats.model import recount
 
 SITES = ("shop", "blog")
 VISITS = 240
@@ -32,7 +35,7 @@ def urls(mongodb_server: SecantusServer) -> Iterator[DistributedUrls]:
         yield fresh
 
 
-def run_footfall(*args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "footfall", *args],
         capture_output=True,
@@ -43,8 +46,8 @@ def run_footfall(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_db_migrate_creates_indexes(urls: DistributedUrls) -> None:
-    first = run_footfall("db", "migrate", "--database-url", urls.database_url)
-    again = run_footfall("db", "migrate", "--database-url", urls.database_url)
+    first = run_cli("db", "migrate", "--database-url", urls.database_url)
+    again = run_cli("db", "migrate", "--database-url", urls.database_url)
 
     assert first.returncode == 0, first.stderr
     assert again.returncode == 0, again.stderr
@@ -58,7 +61,7 @@ def test_db_migrate_creates_indexes(urls: DistributedUrls) -> None:
     "url", ["mysql://127.0.0.1/footfall", "mongodb:///footfall"], ids=["scheme", "no-host"]
 )
 def test_db_migrate_rejects_bad_url(url: str) -> None:
-    result = run_footfall("db", "migrate", "--database-url", url)
+    result = run_cli("db", "migrate", "--database-url", url)
 
     assert result.returncode == 2
     assert "invalid --database-url" in result.stderr
@@ -74,34 +77,25 @@ def _post(client: httpx.Client, number: int) -> None:
     assert response.status_code == 202, response.text
 
 
-def _stats(client: httpx.Client) -> dict[str, Any]:
-    return {site: client.get("/api/stats", params={"site": site}).json() for site in SITES}
-
-
-def test_serve_worker_and_rebuild_on_mongodb(tmp_path: Path, urls: DistributedUrls) -> None:
-    api = ServerProcess(tmp_path / "api.db", [*urls.args(), "--trusted-proxy", "127.0.0.0/8"])
-    worker = WorkerProcess(urls.args(), tmp_path / "worker.log", "worker-1").start()
-    api.workers.append(worker)
-    try:
-        api.start()
+def test_serve_worker_and_rebuild_on_mongodb(
+    tmp_path: Path, mongodb_server: SecantusServer
+) -> None:
+    proxies = ["--trusted-proxy", "127.0.0.0/8"]
+    with running_stack(tmp_path, "mongodb", proxies, mongodb=mongodb_server) as api:
         with api.client() as client:
             for number in range(VISITS):
                 _post(client, number)
-            wait_for(lambda: len(stored_visits(urls.database_url)) == VISITS, timeout_s=30)
-            wait_for(
-                lambda: sum(s["total_visits"] for s in _stats(client).values()) == VISITS,
-                timeout_s=30,
-            )
-            pages = {site: [event["id"] for event in all_events(client, site)] for site in SITES}
-            live = _stats(client)
+            wait_until_counted(api, client, SITES)
+            pages = {site: [event["id"] for event in api_events(client, site)] for site in SITES}
+            live = {site: api_stats(client, site) for site in SITES}
 
-            rebuild = run_footfall("stats", "rebuild", *urls.args())
-            rebuilt = _stats(client)
-    finally:
-        api.stop()
-        worker.stop()
+            rebuild = run_footfall(api, "stats", "rebuild")
+            rebuilt = {site: api_stats(client, site) for site in SITES}
+            assert_stats_equal_recount(api, client, SITES)
+        visits = stored_visits(api)
+        log = api.log_text()
 
-    visits = stored_visits(urls.database_url)
+    assert len(visits) == VISITS
     for site in SITES:
         newest_first = sorted(
             (visit for visit in visits if visit.site == site),
@@ -109,18 +103,13 @@ def test_serve_worker_and_rebuild_on_mongodb(tmp_path: Path, urls: DistributedUr
             reverse=True,
         )
         assert pages[site] == [visit.id for visit in newest_first], f"pages of site {site}"
-
     assert rebuild.returncode == 0, rebuild.stderr
     assert f"stats rebuilt from {VISITS} events" in rebuild.stderr
-    expected = recount(visits)
-    for site in SITES:
-        recounted = StatsOut.of(expected[site]).model_dump(mode="json")
-        assert rebuilt[site] == live[site] == recounted, f"stats of site {site}"
+    assert rebuilt == live
     assert live["shop"]["total_visits"] > LATEST_VISITS_CAPACITY
 
-    log = api.log_text()
     for role in ("footfall serve", "footfall worker"):
         assert f"{role} on MongoDB 8" in log
-        assert "(SecantusDB" in log
-        assert "write concern w: majority, j: true" in log
+    assert "(SecantusDB" in log
+    assert "write concern w: majority, j: true" in log
     assert "weaker than" not in log
