@@ -16,9 +16,10 @@ right after it in the same run:
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,9 @@ class DrainResult:
     worker_cpu_s: float | None
     redis_cpu_s: float
     """CPU of the whole Redis server, which other clients may share."""
-    postgres_cpu_s: float | None
-    """CPU of the PostgreSQL backends serving the worker, or None for the stats group."""
+    database_cpu_s: float | None
+    """CPU of the event store's server processes serving the worker (the PostgreSQL backends,
+    or the MongoDB server), or None for the stats group."""
     machine_busy: float | None
     other_cores: float | None
     """CPU that processes outside the benchmark used meanwhile, in cores."""
@@ -188,8 +190,12 @@ def _run(
 
     def drain(group: str) -> DrainResult:
         command = footfall_worker_command(redis_url, database_url, [group])
-        postgres = (admin_url, database) if group == STORE_GROUP else None
-        return _drain(console, work_dir, client, command, group, count, postgres)
+        database_cpu = (
+            functools.partial(postgres_backend_cpu_s, admin_url, database)
+            if group == STORE_GROUP
+            else None
+        )
+        return drain_group(console, work_dir, client, command, group, count, database_cpu)
 
     stats = drain(STATS_GROUP)
     stats_total = _stats_total(client)
@@ -217,20 +223,24 @@ class _Sample:
     backlog: int
     worker_cpu_s: float | None
     redis_cpu_s: float
-    postgres_cpu: dict[int, float] | None
+    database_cpu: dict[int, float] | None
     ticks: tuple[int, int] | None
     own_cpu_s: float
 
 
-def _drain(
+def drain_group(
     console: Console,
     work_dir: Path,
     client: redis.Redis,
     command: list[str],
     group: str,
     count: int,
-    postgres: tuple[str, str] | None,
+    database_cpu: Callable[[], dict[int, float]] | None,
 ) -> DrainResult:
+    """Run `command`, a worker of `group` alone, until the group's backlog is 0, and time it.
+
+    `database_cpu` returns the CPU seconds so far of each event store server process, by pid.
+    """
     name = f"footfall worker --group {group}"
     log_path = work_dir / f"worker-{group}.log"
     timeout_s = max(MIN_DRAIN_TIMEOUT_S, count / STUCK_RATE)
@@ -241,7 +251,7 @@ def _drain(
             backlog,
             process_cpu_s(pid),
             redis_cpu_s(client),
-            postgres_backend_cpu_s(*postgres) if postgres else None,
+            database_cpu() if database_cpu else None,
             machine_cpu_ticks(),
             own_cpu_s(),
         )
@@ -276,15 +286,15 @@ def _drain(
     seconds = last.at - first.at
     worker_cpu_s = _difference(first.worker_cpu_s, last.worker_cpu_s)
     redis_used_s = last.redis_cpu_s - first.redis_cpu_s
-    postgres_used_s = (
-        cpu_used_s(first.postgres_cpu, last.postgres_cpu)
-        if first.postgres_cpu is not None and last.postgres_cpu is not None
+    database_used_s = (
+        cpu_used_s(first.database_cpu, last.database_cpu)
+        if first.database_cpu is not None and last.database_cpu is not None
         else None
     )
     busy_s = busy_cpu_s(first.ticks, last.ticks)
     other_cores = None
     if busy_s is not None and worker_cpu_s is not None:
-        known_s = worker_cpu_s + redis_used_s + (postgres_used_s or 0.0)
+        known_s = worker_cpu_s + redis_used_s + (database_used_s or 0.0)
         other_cores = (busy_s - known_s - (last.own_cpu_s - first.own_cpu_s)) / seconds
     result = DrainResult(
         group=group,
@@ -292,7 +302,7 @@ def _drain(
         seconds=seconds,
         worker_cpu_s=worker_cpu_s,
         redis_cpu_s=redis_used_s,
-        postgres_cpu_s=postgres_used_s,
+        database_cpu_s=database_used_s,
         machine_busy=busy_fraction(first.ticks, last.ticks),
         other_cores=other_cores,
     )

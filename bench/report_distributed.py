@@ -7,6 +7,7 @@ ASGI apps under the same load.
 
 from __future__ import annotations
 
+import pymongo
 from rich.console import Console
 from rich.table import Table
 
@@ -16,6 +17,7 @@ from footfall.log.redis import GROUPS
 from apply_rate import ApplyRun, CeilingResult, DrainResult
 from distributed_ingest import DistributedRun, LoadResult
 from ingest import MEASURED_SITE
+from mongo_apply import MongoApplyRun
 from report import INGEST_RATE_TARGET, Check
 
 EXPECTED_WARNINGS = ("Redis has no persistence",)
@@ -52,6 +54,55 @@ def print_apply(console: Console, run: ApplyRun) -> None:
     console.print(f"Filling both streams took {run.fill_s:.1f} s.")
 
 
+def print_mongodb_apply(console: Console, run: MongoApplyRun) -> None:
+    """Print the store worker's rate on MongoDB beside the server's own insert_many."""
+    table = Table(
+        title=f"footfall worker --group store on {run.server}, {run.visits:,} visits "
+        f"pre-filled, batches of up to {run.batch_size}, write concern {run.write_concern}"
+    )
+    table.add_column("group")
+    columns = (
+        "worker visits/s",
+        "ceiling visits/s",
+        "worker / ceiling",
+        "worker CPU µs per visit",
+        "Redis CPU µs per visit",
+        "MongoDB server CPU µs per visit",
+        "machine CPU busy",
+        "other load, cores",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    table.add_row(f"{STORE_GROUP} (MongoDB)", *_apply_cells(run.store, run.ceiling))
+    console.print(table)
+    console.print(
+        "MongoDB store ceiling: insert_many of the same documents, BSON encoded in advance, "
+        f"into a collection with the indexes of events, same batches and write concern. "
+        f"pymongo {pymongo.version}."
+    )
+
+
+def mongodb_apply_checks(run: MongoApplyRun) -> list[Check]:
+    """Return the checks that the worker and the ceiling stored every pre-filled visit."""
+    return [
+        Check(
+            "MongoDB store worker: documents in events = visits in the stream",
+            f"{run.stored_documents:,} / {run.visits:,}",
+            run.stored_documents == run.visits,
+        ),
+        Check(
+            "MongoDB ceiling wrote every visit",
+            f"{run.ceiling.verified:,} / {run.visits:,}",
+            run.ceiling.verified == run.visits,
+        ),
+        Check(
+            "MongoDB phase: dead-lettered entries = 0",
+            f"{run.dead_lettered:,}",
+            run.dead_lettered == 0,
+        ),
+    ]
+
+
 def _apply_cells(result: DrainResult, ceiling: CeilingResult) -> list[str]:
     return [
         f"{result.visits_per_s:,.0f}",
@@ -59,7 +110,7 @@ def _apply_cells(result: DrainResult, ceiling: CeilingResult) -> list[str]:
         f"{result.visits_per_s / ceiling.visits_per_s:.2f}",
         _per_visit_us(result.worker_cpu_s, result.visits),
         _per_visit_us(result.redis_cpu_s, result.visits),
-        _per_visit_us(result.postgres_cpu_s, result.visits),
+        _per_visit_us(result.database_cpu_s, result.visits),
         f"{result.machine_busy:.0%}" if result.machine_busy is not None else "n/a",
         f"{result.other_cores:.2f}" if result.other_cores is not None else "n/a",
     ]

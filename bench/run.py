@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/run.py [--duration-s 10] [--connections 64]
                                   [--sizes 1000,100000,1000000] [--skip-stats] [--skip-ingest]
-                                  [--skip-apply] [--skip-distributed-ingest] [--skip-distributed]
+                                  [--skip-apply] [--skip-mongodb-apply] [--mongodb-url URL]
+                                  [--skip-distributed-ingest] [--skip-distributed]
 
 Embedded (SQLite):
   Stats: `GET /api/stats` latency with each number of visits stored, against the smallest.
@@ -10,6 +11,9 @@ Embedded (SQLite):
 Distributed (Redis and PostgreSQL; the Redis database is flushed):
   Apply: one `footfall worker` per group emptying a pre-filled stream, against Redis's and
   PostgreSQL's own rates for the same writes.
+  MongoDB apply: one `footfall worker --group store` emptying a pre-filled stream into
+  MongoDB, against the server's own insert_many of the same documents. Without
+  --mongodb-url the server is SecantusDB, started for the run (see bench/mongo_apply.py).
   Distributed ingest: two API processes and two workers under wrk, against two bare apps,
   with the time from a 202 until the visit shows in `GET /api/stats`.
 The exit status is 0 when every phase ran, even if a target was missed, and 1 when a phase
@@ -38,12 +42,15 @@ from apply_rate import ApplyRun, benchmark_apply
 from distributed_ingest import DistributedRun, benchmark_distributed_ingest
 from harness import BenchmarkError
 from ingest import IngestRun, WrkOptions, benchmark_ingest, find_wrk
+from mongo_apply import MongoApplyRun, benchmark_mongodb_apply
 from report import collect_checks, print_checks, print_ingest, print_stats
 from report_distributed import (
     apply_checks,
     distributed_ingest_checks,
+    mongodb_apply_checks,
     print_apply,
     print_distributed_ingest,
+    print_mongodb_apply,
 )
 from services import server_versions
 from stats_latency import StatsRun, benchmark_stats
@@ -62,11 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _print_machine(console)
 
     if args.skip_distributed:
-        args.skip_apply = args.skip_distributed_ingest = True
+        args.skip_apply = args.skip_mongodb_apply = args.skip_distributed_ingest = True
 
     stats_runs: list[StatsRun] = []
     ingest_run: IngestRun | None = None
     apply_run: ApplyRun | None = None
+    mongodb_apply_run: MongoApplyRun | None = None
     distributed_run: DistributedRun | None = None
     try:
         needs_wrk = not (args.skip_ingest and args.skip_distributed_ingest)
@@ -95,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 apply_run = benchmark_apply(
                     console, work_dir, args.redis_url, args.postgres_url, args.apply_visits
                 )
+            if not args.skip_mongodb_apply:
+                mongodb_apply_run = benchmark_mongodb_apply(
+                    console, work_dir, args.redis_url, args.mongodb_url, args.apply_visits
+                )
             if not args.skip_distributed_ingest:
                 distributed_run = benchmark_distributed_ingest(
                     console, work_dir, options, args.redis_url, args.postgres_url
@@ -109,12 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_ingest(console, ingest_run, args.connections)
     if apply_run is not None:
         print_apply(console, apply_run)
+    if mongodb_apply_run is not None:
+        print_mongodb_apply(console, mongodb_apply_run)
     if distributed_run is not None:
         print_distributed_ingest(console, distributed_run, args.connections)
 
     checks = collect_checks(stats_runs, ingest_run, args.connections)
     if apply_run is not None:
         checks += apply_checks(apply_run)
+    if mongodb_apply_run is not None:
+        checks += mongodb_apply_checks(mongodb_apply_run)
     if distributed_run is not None:
         checks += distributed_ingest_checks(distributed_run, args.connections)
     print_checks(console, checks)
@@ -200,6 +216,17 @@ def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
         "--skip-apply", action="store_true", help="skip the distributed worker apply phase"
     )
     parser.add_argument(
+        "--skip-mongodb-apply",
+        action="store_true",
+        help="skip the store worker phase on MongoDB",
+    )
+    parser.add_argument(
+        "--mongodb-url",
+        default=None,
+        help="MongoDB server of the MongoDB apply phase, which creates and drops the database "
+        "footfall_bench_apply on it (default: start SecantusDB from the test extra)",
+    )
+    parser.add_argument(
         "--skip-distributed-ingest",
         action="store_true",
         help="skip the distributed ingest phase",
@@ -207,7 +234,8 @@ def _add_distributed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--skip-distributed",
         action="store_true",
-        help="skip both distributed phases (same as --skip-apply --skip-distributed-ingest)",
+        help="skip every distributed phase (same as --skip-apply --skip-mongodb-apply "
+        "--skip-distributed-ingest)",
     )
 
 

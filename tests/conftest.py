@@ -2,7 +2,10 @@
 
 `server`, `proxied_server` and `client` run once per deployment: `embedded` (one process on
 a fresh SQLite file) and `distributed` (serve plus a worker on Redis and PostgreSQL, with a
-fresh Redis database and PostgreSQL database).
+fresh Redis database and PostgreSQL database). A module can add `mongodb`, the distributed
+deployment with its events in MongoDB, by overriding `deployment` with the params
+`support.services.STORE_DEPLOYMENTS`. `mongodb_server` is one SecantusDB server for the
+whole session, started by the first test that needs it.
 """
 
 from __future__ import annotations
@@ -24,9 +27,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.mongo import SecantusServer
 from support.server import ServerProcess, StartServer, running_stack
 
 DEPLOYMENTS = ["embedded", "distributed"]
+
+
+@pytest.fixture(scope="session")
+def mongodb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusServer]:
+    """A SecantusDB server with its data in memory; each test takes a database of its own."""
+    server = SecantusServer(tmp_path_factory.mktemp("secantus") / "secantusd.log").start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=DEPLOYMENTS)
@@ -36,21 +50,37 @@ def deployment(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
+def event_store_server(request: pytest.FixtureRequest, deployment: str) -> SecantusServer | None:
+    """The SecantusDB server of the `mongodb` deployment, None for the others."""
+    if deployment != "mongodb":
+        return None
+    server: SecantusServer = request.getfixturevalue("mongodb_server")
+    return server
+
+
+@pytest.fixture
+def server(
+    tmp_path: Path, deployment: str, event_store_server: SecantusServer | None
+) -> Iterator[ServerProcess]:
     """A footfall server with no trusted proxy, on each deployment."""
-    with running_stack(tmp_path, deployment) as process:
+    with running_stack(tmp_path, deployment, mongodb=event_store_server) as process:
         yield process
 
 
 @pytest.fixture
-def proxied_server(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
+def proxied_server(
+    tmp_path: Path, deployment: str, event_store_server: SecantusServer | None
+) -> Iterator[ServerProcess]:
     """A footfall server that trusts proxy headers from 127.0.0.0/8, on each deployment."""
-    with running_stack(tmp_path, deployment, ["--trusted-proxy", "127.0.0.0/8"]) as process:
+    proxies = ["--trusted-proxy", "127.0.0.0/8"]
+    with running_stack(tmp_path, deployment, proxies, mongodb=event_store_server) as process:
         yield process
 
 
 @pytest.fixture
-def start_server(tmp_path: Path, deployment: str) -> Iterator[StartServer]:
+def start_server(
+    tmp_path: Path, deployment: str, event_store_server: SecantusServer | None
+) -> Iterator[StartServer]:
     """Start servers with extra `serve` flags, on each deployment, stopped after the test.
 
     `start_server(["--public-dashboard"])` returns a started ServerProcess with its own
@@ -66,7 +96,13 @@ def start_server(tmp_path: Path, deployment: str) -> Iterator[StartServer]:
             directory = tmp_path / f"server-{count}"
             directory.mkdir()
             return stack.enter_context(
-                running_stack(directory, deployment, extra_args, provision_token=provision_token)
+                running_stack(
+                    directory,
+                    deployment,
+                    extra_args,
+                    provision_token=provision_token,
+                    mongodb=event_store_server,
+                )
             )
 
         yield start

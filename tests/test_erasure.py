@@ -1,4 +1,5 @@
-"""Erasure of one visitor (`footfall erase`, `POST /api/admin/erasures`) on both deployments."""
+"""Erasure of one visitor (`footfall erase`, `POST /api/admin/erasures`) on both deployments,
+the distributed one with PostgreSQL and with MongoDB."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+from support.mongo import SecantusServer
 from support.server import ServerProcess, running_stack
+from support.services import STORE_DEPLOYMENTS
 from support.stack import (
     api_events,
     api_stats,
@@ -27,16 +30,30 @@ OTHER_IPS = ("192.0.2.2", "198.51.100.3", "2001:db8::7")
 ERASURES = "/api/admin/erasures"
 
 
-def _stack(tmp_path: Path, deployment: str, extra_args: list[str]) -> Iterator[ServerProcess]:
+@pytest.fixture(params=STORE_DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest) -> str:
+    """Every event store, MongoDB too: these tests delete stored visits."""
+    name: str = request.param
+    return name
+
+
+def _stack(
+    tmp_path: Path,
+    deployment: str,
+    extra_args: list[str],
+    mongodb: SecantusServer | None = None,
+) -> Iterator[ServerProcess]:
     """Serve (and, distributed, one worker) trusting proxy headers from 127.0.0.0/8."""
     args = ["--trusted-proxy", "127.0.0.0/8", *extra_args]
-    with running_stack(tmp_path, deployment, args) as server:
+    with running_stack(tmp_path, deployment, args, mongodb=mongodb) as server:
         yield server
 
 
 @pytest.fixture
-def stack(tmp_path: Path, deployment: str) -> Iterator[ServerProcess]:
-    yield from _stack(tmp_path, deployment, [])
+def stack(
+    tmp_path: Path, deployment: str, event_store_server: SecantusServer | None
+) -> Iterator[ServerProcess]:
+    yield from _stack(tmp_path, deployment, [], event_store_server)
 
 
 @pytest.fixture
@@ -193,8 +210,10 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def mode_stack(tmp_path: Path, deployment: str, mode: str) -> Iterator[ServerProcess]:
-    yield from _stack(tmp_path, deployment, MODES[mode][0])
+def mode_stack(
+    tmp_path: Path, deployment: str, mode: str, event_store_server: SecantusServer | None
+) -> Iterator[ServerProcess]:
+    yield from _stack(tmp_path, deployment, MODES[mode][0], event_store_server)
 
 
 def test_erasure_finds_stored_forms(mode_stack: ServerProcess, mode: str) -> None:

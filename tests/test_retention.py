@@ -1,4 +1,5 @@
-"""Retention (`--retention-days`, `footfall retention run`) on both deployments.
+"""Retention (`--retention-days`, `footfall retention run`) on both deployments, the
+distributed one with PostgreSQL and with MongoDB.
 
 Visits from weeks ago are appended to the event log with their old timestamps, so the
 tests need no clock of their own and never wait for days.
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from support.mongo import SecantusServer
 from support.server import ServerProcess, running_stack, wait_for
+from support.services import STORE_DEPLOYMENTS
 from support.stack import (
     api_events,
     api_stats,
@@ -30,6 +33,13 @@ DAY_MS = 24 * 60 * 60 * 1000
 RETENTION_DAYS = 30
 OLD_VISITS = 150
 RECENT_VISITS = 60
+
+
+@pytest.fixture(params=STORE_DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest) -> str:
+    """Every event store, MongoDB too: these tests delete stored visits."""
+    name: str = request.param
+    return name
 
 
 def _visit(number: int, age_days: float, ip: str, site: str, now_ms: int) -> Visit:
@@ -127,14 +137,19 @@ def test_retention_then_new_visits_count(server: ServerProcess, client: httpx.Cl
 
 @pytest.fixture
 def retention_stack(
-    tmp_path: Path, deployment: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    deployment: str,
+    monkeypatch: pytest.MonkeyPatch,
+    event_store_server: SecantusServer | None,
 ) -> Iterator[ServerProcess]:
     """A stack whose scheduled retention runs every second: in serve (embedded) or in the
     worker (distributed)."""
     monkeypatch.setenv("FOOTFALL_RETENTION_INTERVAL_S", "1")
     retention = ["--retention-days", str(RETENTION_DAYS)]
     serve_args = retention if deployment == "embedded" else []
-    with running_stack(tmp_path, deployment, serve_args, worker_args=retention) as server:
+    with running_stack(
+        tmp_path, deployment, serve_args, worker_args=retention, mongodb=event_store_server
+    ) as server:
         yield server
 
 

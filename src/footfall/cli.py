@@ -177,10 +177,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_retention_option(worker)
 
-    database = commands.add_parser("db", help="manage the PostgreSQL schema")
+    database = commands.add_parser("db", help="manage the PostgreSQL schema or the MongoDB indexes")
     database_commands = database.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     _add_backend_options(
-        database_commands.add_parser("migrate", help="create or upgrade the PostgreSQL schema")
+        database_commands.add_parser(
+            "migrate",
+            help="create or upgrade the PostgreSQL schema, or create the MongoDB indexes",
+        )
     )
 
     stats = commands.add_parser("stats", help="maintain the stats read models")
@@ -392,8 +395,9 @@ def _add_backend_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-url",
         default=os.environ.get("FOOTFALL_DATABASE_URL"),
-        help="distributed: PostgreSQL URL such as postgresql://127.0.0.1:5432/footfall "
-        "(env FOOTFALL_DATABASE_URL)",
+        help="distributed: the event store's URL, PostgreSQL such as "
+        "postgresql://127.0.0.1:5432/footfall or MongoDB such as "
+        "mongodb://127.0.0.1:27017/footfall (env FOOTFALL_DATABASE_URL)",
     )
 
 
@@ -611,12 +615,12 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def _check_distributed_backends(settings: Settings) -> None:
-    """Reach Redis and PostgreSQL once before serving, so a wrong URL is one clear error.
+    """Reach Redis and the event store once before serving, so a wrong URL is one clear error.
 
     The app checks them again in its own event loop at start-up, and logs what it finds then.
     """
-    from footfall.backends.postgres_db import migrate, open_pool
     from footfall.backends.redis_client import check_server, connect
+    from footfall.store.distributed import migrate_event_store
 
     assert settings.redis_url and settings.database_url
     client = connect(settings.redis_url)
@@ -624,11 +628,7 @@ async def _check_distributed_backends(settings: Settings) -> None:
         await check_server(client)
     finally:
         await client.aclose()
-    pool = await open_pool(settings.database_url)
-    try:
-        await migrate(pool)
-    finally:
-        await pool.close()
+    await migrate_event_store(settings.database_url)
 
 
 async def _work(settings: Settings) -> int:
@@ -656,19 +656,14 @@ async def _work(settings: Settings) -> int:
 
 
 async def _migrate(settings: Settings) -> int:
-    from footfall.backends.postgres_db import migrate, open_pool
+    from footfall.store.distributed import migrate_event_store
 
     if not settings.database_url:
         raise ConfigurationError(
             "db migrate needs --database-url (or FOOTFALL_DATABASE_URL); the embedded "
             "SQLite file creates its schema by itself"
         )
-    pool = await open_pool(settings.database_url)
-    try:
-        version = await migrate(pool)
-    finally:
-        await pool.close()
-    logger.info("PostgreSQL schema is at version %d", version)
+    logger.info("%s", await migrate_event_store(settings.database_url))
     return 0
 
 

@@ -20,6 +20,7 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_BACKLOG = 1_000_000
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+MONGODB_SCHEMES = ("mongodb://", "mongodb+srv://")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -28,7 +29,8 @@ class Settings:
     """Everything `footfall serve`, `worker` and the admin commands need to start.
 
     With `redis_url` and `database_url` set, footfall runs distributed (Redis Streams,
-    Redis stats, PostgreSQL events); with neither, embedded on the SQLite file `db_path`.
+    Redis stats, and PostgreSQL or MongoDB events, by the scheme of `database_url`); with
+    neither, embedded on the SQLite file `db_path`.
     """
 
     db_path: Path = DEFAULT_DB_PATH
@@ -75,7 +77,7 @@ class Settings:
 
     @property
     def distributed(self) -> bool:
-        """Return True for the Redis + PostgreSQL deployment, raising on half a setup."""
+        """Return True for the distributed deployment, raising on half a setup."""
         if bool(self.redis_url) != bool(self.database_url):
             missing = "--database-url" if self.redis_url else "--redis-url"
             raise ConfigurationError(
@@ -87,8 +89,19 @@ class Settings:
                 f"invalid --redis-url {self.redis_url!r}: expected redis://HOST:PORT/DB "
                 "(or rediss:// or unix://)"
             )
-        if self.database_url and not self.database_url.startswith(POSTGRES_SCHEMES):
-            raise ConfigurationError(
-                "invalid --database-url: expected postgresql://USER@HOST:PORT/DATABASE"
-            )
+        if self.database_url:
+            is_mongodb_url(self.database_url)
         return bool(self.redis_url)
+
+
+def is_mongodb_url(database_url: str) -> bool:
+    """Return True when `--database-url` names MongoDB, False when it names PostgreSQL, and
+    raise ConfigurationError when it names neither."""
+    if database_url.startswith(MONGODB_SCHEMES):
+        return True
+    if database_url.startswith(POSTGRES_SCHEMES):
+        return False
+    raise ConfigurationError(
+        "invalid --database-url: expected postgresql://USER@HOST:PORT/DATABASE or "
+        "mongodb://HOST:PORT/DATABASE"
+    )

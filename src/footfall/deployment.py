@@ -1,5 +1,5 @@
-"""The two deployments behind one interface: embedded (SQLite) and distributed (Redis +
-PostgreSQL). The API, the worker and the admin commands work only through this."""
+"""The two deployments behind one interface: embedded (SQLite) and distributed (Redis with
+PostgreSQL or MongoDB). The API, the worker and the admin commands work only through this."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from collections import Counter
 from typing import Any
 
 from footfall.backends import redis_keys as keys
-from footfall.backends.postgres_db import migrate, open_pool, server_version
 from footfall.backends.redis_client import (
     check_server,
     connect,
@@ -21,7 +20,7 @@ from footfall.backends.redis_client import (
     parse_stream_id,
 )
 from footfall.backends.sqlite_db import SqliteDatabase
-from footfall.config import Settings
+from footfall.config import Settings, is_mongodb_url
 from footfall.consumers.groups import stats_consumer, store_consumer
 from footfall.consumers.loop import BatchConsumer, BatchPolicy
 from footfall.credentials.redis import RedisCredentialStore
@@ -55,7 +54,8 @@ from footfall.privacy import (
 )
 from footfall.stats.redis import RedisStatsStore
 from footfall.stats.sqlite import SqliteStatsStore
-from footfall.store.postgres import PostgresEventStore
+from footfall.store.base import EventStore
+from footfall.store.distributed import open_event_store
 from footfall.store.sqlite import SqliteEventStore
 
 logger = logging.getLogger(__name__)
@@ -191,7 +191,8 @@ class EmbeddedDeployment:
 
 
 class DistributedDeployment:
-    """Redis Streams as the log, Redis for stats and PostgreSQL for the event history."""
+    """Redis Streams as the log, Redis for stats and PostgreSQL or MongoDB for the event
+    history, by the scheme of `--database-url`."""
 
     name = "distributed"
 
@@ -202,11 +203,12 @@ class DistributedDeployment:
         self.stats = RedisStatsStore(self.client)
         self.hash_keys = RedisHashKeys(self.client, keys.HASH_KEYS)
         self.credentials = RedisCredentialStore(self.client)
-        self.store: PostgresEventStore
+        self.store: EventStore
         self.maintenance: DistributedMaintenance
         self.counters = IngestCounters()
         self.consumers: list[BatchConsumer] = []
-        self.description = "Redis and PostgreSQL"
+        events = "MongoDB" if is_mongodb_url(settings.database_url) else "PostgreSQL"
+        self.description = f"Redis and {events}"
         self._settings = settings
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = asyncio.Event()
@@ -217,8 +219,8 @@ class DistributedDeployment:
         facts = await check_server(self.client)
         log_server_facts(facts, role)
         assert self._settings.database_url
-        pool = await open_pool(self._settings.database_url)
-        self.store = PostgresEventStore(pool)
+        opened = await open_event_store(self._settings.database_url, role)
+        self.store = opened.store
         self.maintenance = DistributedMaintenance(
             self.client,
             self.log.erasures,
@@ -226,13 +228,8 @@ class DistributedDeployment:
             self.stats,
             worker_batch_policy().claim_idle_ms,
         )
-        schema = await migrate(pool)
-        postgres_version = await server_version(pool)
         await self.log.create_groups()
-        self.description = (
-            f"Redis {facts.version} stream {keys.STREAM}, "
-            f"PostgreSQL {postgres_version} schema version {schema}"
-        )
+        self.description = f"Redis {facts.version} stream {keys.STREAM}, {opened.description}"
         logger.info("%s backends: %s", role, self.description)
 
     async def open_admin(self) -> None:

@@ -8,7 +8,7 @@ rebuild`, which the tests already hold to the reference recount:
 
 - Embedded, the SQLite event store deletes and recounts in one transaction
   (`SqliteEventStore.delete_before` and `erase`).
-- Distributed, one process at a time (a Redis lock) deletes from PostgreSQL and then
+- Distributed, one process at a time (a Redis lock) deletes from the event store and then
   rebuilds the Redis stats. A marker key set before the delete makes a rerun rebuild even
   when the crashed run had already deleted everything, so the rerun repairs the stats.
 
@@ -138,7 +138,7 @@ async def retention_schedule(
 
 
 class DistributedMaintenance:
-    """Retention and erasure on Redis and PostgreSQL, one process at a time."""
+    """Retention and erasure on Redis and the event store, one process at a time."""
 
     def __init__(
         self,
@@ -170,8 +170,8 @@ class DistributedMaintenance:
         return deleted
 
     async def erase(self, forms: StoredForms, lock_wait_s: float) -> int:
-        """Delete a visitor's visits from PostgreSQL and the stats, and mark its entries still
-        in the stream so that the consumers skip them.
+        """Delete a visitor's visits from the event store and the stats, and mark its entries
+        still in the stream so that the consumers skip them.
 
         The mark comes first, so a store batch read after it skips the visitor. A batch
         read before it may still be committing, so the delete runs again once those

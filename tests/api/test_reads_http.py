@@ -1,4 +1,4 @@
-"""`GET /api/stats` and `GET /api/events` through a real server on SQLite."""
+"""`GET /api/stats` and `GET /api/events` through a real server, on every event store."""
 
 from __future__ import annotations
 
@@ -9,6 +9,14 @@ from typing import Any
 import httpx
 import pytest
 from support.server import ServerProcess, wait_for
+from support.services import STORE_DEPLOYMENTS
+
+
+@pytest.fixture(params=STORE_DEPLOYMENTS)
+def deployment(request: pytest.FixtureRequest) -> str:
+    """Every event store, MongoDB too: these tests read or delete stored visits."""
+    name: str = request.param
+    return name
 
 
 def send(http: httpx.Client, ip: str, site: str = "default", **fields: Any) -> str:

@@ -1,11 +1,14 @@
 """Backends for the contract suites: every contract test runs once per entry of BACKENDS.
 
-A backend factory is an async context manager that prepares an empty backend and yields a
-Backend. A Backend opens its log, event store and stats store on demand, and each part can
-be opened again to model a process restart. Another backend needs one more factory here.
+A backend factory returns an async context manager that prepares an empty backend and
+yields a Backend. A Backend opens its log, event store and stats store on demand, and each
+part can be opened again to model a process restart. Another backend needs one more factory
+here.
 
 `distributed` needs the Redis and PostgreSQL servers of `support.services`, and fails (not
-skips) when they are down. `scripts/services` starts them.
+skips) when they are down. `scripts/services` starts them. `mongodb` is the distributed
+deployment with its events in MongoDB: the same Redis, and the session's SecantusDB server.
+Its log is the Redis log of `distributed`, so the event log suite leaves it out.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from support.mongo import SecantusServer
 from support.services import fresh_distributed_backends
 
-from footfall.backends.postgres_db import migrate, open_pool
 from footfall.backends.redis_client import connect
 from footfall.backends.sqlite_db import SqliteDatabase
 from footfall.log.base import EventLog
@@ -31,7 +34,7 @@ from footfall.stats.base import StatsStore
 from footfall.stats.redis import RedisStatsStore
 from footfall.stats.sqlite import SqliteStatsStore
 from footfall.store.base import EventStore
-from footfall.store.postgres import PostgresEventStore
+from footfall.store.distributed import open_event_store
 from footfall.store.sqlite import SqliteEventStore
 
 CLOSE_TIMEOUT_S = 10.0
@@ -105,7 +108,8 @@ class SqliteBackend:
 
 @dataclass
 class DistributedBackend:
-    """The distributed deployment: Redis Streams log, Redis stats and PostgreSQL events."""
+    """The distributed deployment: Redis Streams log, Redis stats and PostgreSQL or MongoDB
+    events, by the scheme of `database_url`."""
 
     redis_url: str
     database_url: str
@@ -126,9 +130,7 @@ class DistributedBackend:
 
     @asynccontextmanager
     async def event_store(self) -> AsyncIterator[EventStore]:
-        pool = await open_pool(self.database_url)
-        await migrate(pool)
-        store = PostgresEventStore(pool)
+        store = (await open_event_store(self.database_url, "contract test")).store
         try:
             yield store
         finally:
@@ -146,21 +148,42 @@ class DistributedBackend:
 
 
 @asynccontextmanager
-async def sqlite_backend(work_dir: Path) -> AsyncIterator[Backend]:
-    yield SqliteBackend(work_dir / "footfall.db")
+async def _sqlite_backend(path: Path) -> AsyncIterator[Backend]:
+    yield SqliteBackend(path)
 
 
 @asynccontextmanager
-async def distributed_backend(work_dir: Path) -> AsyncIterator[Backend]:
-    with fresh_distributed_backends() as urls:
+async def _distributed_backend(mongodb_server: SecantusServer | None) -> AsyncIterator[Backend]:
+    with fresh_distributed_backends(mongodb_server) as urls:
         yield DistributedBackend(urls.redis_url, urls.database_url)
 
 
-BackendFactory = Callable[[Path], AbstractAsyncContextManager[Backend]]
+def sqlite_backend(
+    work_dir: Path, request: pytest.FixtureRequest
+) -> AbstractAsyncContextManager[Backend]:
+    return _sqlite_backend(work_dir / "footfall.db")
+
+
+def distributed_backend(
+    work_dir: Path, request: pytest.FixtureRequest
+) -> AbstractAsyncContextManager[Backend]:
+    return _distributed_backend(None)
+
+
+def mongodb_backend(
+    work_dir: Path, request: pytest.FixtureRequest
+) -> AbstractAsyncContextManager[Backend]:
+    # Resolved here, in the test's thread: pytest's fixtures are not for the scenario thread.
+    server: SecantusServer = request.getfixturevalue("mongodb_server")
+    return _distributed_backend(server)
+
+
+BackendFactory = Callable[[Path, pytest.FixtureRequest], AbstractAsyncContextManager[Backend]]
 
 BACKENDS: dict[str, BackendFactory] = {
     "sqlite": sqlite_backend,
     "distributed": distributed_backend,
+    "mongodb": mongodb_backend,
 }
 
 Scenario = Callable[[Backend], Coroutine[Any, Any, None]]
@@ -179,10 +202,11 @@ def run_scenario(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[Sc
     def run(scenario: Scenario) -> None:
         finished = threading.Event()
         errors: list[BaseException] = []
+        prepared = open_backend(tmp_path, request)
 
         async def main() -> None:
             try:
-                async with open_backend(tmp_path) as backend:
+                async with prepared as backend:
                     await scenario(backend)
             except BaseException as error:
                 errors.append(error)

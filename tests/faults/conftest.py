@@ -1,22 +1,22 @@
 """Fixtures of the fault tests: fresh backends for each test.
 
 The Redis and PostgreSQL servers of `support.services` must be running; a test fails, not
-skips, when one is down. Tests that stop a server start a private one instead.
+skips, when one is down. Tests that stop a server start a private one instead. The MongoDB
+tests run on the session's SecantusDB server (the `mongodb_server` fixture).
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
+from support.mongo import SecantusServer
 from support.services import (
-    POSTGRES_ADMIN_URL,
     REDIS_URL,
     DistributedUrls,
     delete_prefixed_keys,
     fresh_distributed_backends,
-    require_postgres,
+    fresh_postgres_database,
     require_redis,
 )
 
@@ -25,6 +25,17 @@ from support.services import (
 def distributed_urls() -> Iterator[DistributedUrls]:
     """The test Redis database without this session's keys, and an empty PostgreSQL database."""
     with fresh_distributed_backends() as urls:
+        yield urls
+
+
+@pytest.fixture(params=["postgresql", "mongodb"])
+def store_urls(request: pytest.FixtureRequest) -> Iterator[DistributedUrls]:
+    """As `distributed_urls`, once with an empty PostgreSQL database and once with an empty
+    MongoDB database on the session's SecantusDB server."""
+    server: SecantusServer | None = None
+    if request.param == "mongodb":
+        server = request.getfixturevalue("mongodb_server")
+    with fresh_distributed_backends(server) as urls:
         yield urls
 
 
@@ -43,11 +54,5 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def postgres_database_url() -> Iterator[str]:
     """An empty PostgreSQL database, dropped after the test."""
-    name = f"footfall_test_{uuid.uuid4().hex[:12]}"
-    with require_postgres() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with require_postgres() as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database() as url:
+        yield url

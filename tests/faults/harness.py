@@ -1,8 +1,9 @@
 """What the fault tests share: client threads, a worker supervisor and the ground-truth checks.
 
 Every fault test of the distributed deployment ends with the same checks. Each event id
-acknowledged with 202 is stored in PostgreSQL exactly once. The Redis stats equal a recount
-of the stored events. Neither consumer group leaves a stream entry pending.
+acknowledged with 202 is stored exactly once in the event store, PostgreSQL or MongoDB. The
+Redis stats equal a recount of the stored events. Neither consumer group leaves a stream
+entry pending.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ from typing import Any
 
 import httpx
 import psycopg
+import pymongo
 import redis
-from support.server import ServerProcess, WorkerProcess, free_port, wait_for
+from support.server import STARTUP_TIMEOUT_S, ServerProcess, WorkerProcess, free_port, wait_for
 
 from footfall.backends import redis_keys as keys
 from footfall.backends.redis_client import connect
+from footfall.config import is_mongodb_url
 from footfall.log.base import STATS_GROUP, STORE_GROUP
 from footfall.model import LATEST_VISITS_CAPACITY, VISIT_COLUMNS, SiteStats, Visit
 from footfall.stats.model import empty_stats, recount, tally_visits
 from footfall.stats.redis import RedisStatsStore
+from footfall.store.mongo import from_document
 
 SITES = ("shop", "blog", "docs", "status")
 REGULAR_IPS = tuple(f"198.51.100.{number}" for number in range(1, 21))
@@ -266,12 +270,24 @@ class WorkerSupervisor:
             self._arming = False
 
     def stop(self) -> dict[str, int]:
-        """Stop restarting, end every worker with SIGTERM and return each exit status."""
+        """Stop restarting, end every running worker with SIGTERM and return each exit status.
+
+        A worker that died after the watcher's last look is recorded as the watcher would
+        have recorded it, and has no status. A worker still starting is given up to
+        STARTUP_TIMEOUT_S to finish first, so that SIGTERM meets its handler.
+        """
         self._stop.set()
         if self._thread.ident is not None:
             self._thread.join(timeout=30)
         with self._lock:
-            processes = [slot.process for slot in self.slots]
+            for slot in self.slots:
+                if slot.process.process is not None and not slot.process.running():
+                    self._record_exit(slot)
+            processes = [slot.process for slot in self.slots if slot.process.running()]
+            wait_for(
+                lambda: all(process.started() or not process.running() for process in processes),
+                timeout_s=STARTUP_TIMEOUT_S,
+            )
             statuses = stop_processes(processes)
         self._redis.close()
         return {process.name: status for process, status in zip(processes, statuses, strict=True)}
@@ -541,7 +557,15 @@ def wait_until_drained(redis_url: str, timeout_s: float) -> None:
 
 
 def stored_visits(database_url: str) -> list[Visit]:
-    """Read every event in PostgreSQL, asserting that no event id is stored twice."""
+    """Read every event in PostgreSQL or MongoDB, asserting that no event id is stored twice."""
+    if is_mongodb_url(database_url):
+        with pymongo.MongoClient(database_url) as client:
+            documents = list(client.get_default_database()["events"].find())
+        visits = [from_document(document) for document in documents]
+        duplicates = len(visits) - len({visit.id for visit in visits})
+        assert duplicates == 0, f"{duplicates} event ids are stored more than once"
+        return visits
+
     with psycopg.connect(database_url) as connection:
         row = connection.execute("SELECT count(*), count(DISTINCT id) FROM events").fetchone()
         rows = connection.execute(f"SELECT {VISIT_COLUMNS} FROM events").fetchall()

@@ -1,8 +1,9 @@
 """Redelivery in the Redis event log: an entry delivered twice is stored and counted once.
 
 Consumer A reads a batch and stalls before handling it. Consumer B claims the same entries
-as stale and handles them. Then A handles its stale copy. Also covered: a client retry
-with the same event_id, and an undecodable entry that ends in the dead-letter stream.
+as stale and handles them. Then A handles its stale copy. This runs with PostgreSQL and with
+MongoDB as the event store. Also covered: a client retry with the same event_id, and an
+undecodable entry that ends in the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import pytest
 import redis.asyncio as redis
 from support.services import DistributedUrls
 
+from faults.harness import stored_visits
 from footfall.backends import redis_keys as keys
-from footfall.backends.postgres_db import migrate, open_pool
 from footfall.backends.redis_client import connect, text
 from footfall.log.base import STATS_GROUP, STORE_GROUP
 from footfall.log.redis import RedisEventLog, StreamPolicy
 from footfall.model import LATEST_VISITS_CAPACITY, Visit
 from footfall.stats.model import recount
 from footfall.stats.redis import RedisStatsStore
+from footfall.store.distributed import open_event_store
+from footfall.store.mongo import MongoEventStore
 from footfall.store.postgres import PostgresEventStore
 
 SITES = ("shop", "blog")
@@ -40,7 +42,7 @@ class Pipeline:
     client: redis.Redis
     log: RedisEventLog
     stats: RedisStatsStore
-    store: PostgresEventStore
+    store: PostgresEventStore | MongoEventStore
 
 
 @asynccontextmanager
@@ -48,16 +50,16 @@ async def open_pipeline(
     urls: DistributedUrls, policy: StreamPolicy | None = None
 ) -> AsyncIterator[Pipeline]:
     client = connect(urls.redis_url)
-    pool = await open_pool(urls.database_url)
-    await migrate(pool)
+    store = (await open_event_store(urls.database_url, "test")).store
+    assert isinstance(store, PostgresEventStore | MongoEventStore)
     log = RedisEventLog(client, policy)
     await log.create_groups()
     log.start()
     try:
-        yield Pipeline(client, log, RedisStatsStore(client), PostgresEventStore(pool))
+        yield Pipeline(client, log, RedisStatsStore(client), store)
     finally:
         await log.close()
-        await pool.close()
+        await store.close()
         await client.aclose()
 
 
@@ -77,18 +79,12 @@ async def pending_count(pipeline: Pipeline, group: str) -> int:
     return int(summary["pending"])
 
 
-def stored_ids(database_url: str) -> list[str]:
-    with psycopg.connect(database_url) as connection:
-        rows = connection.execute("SELECT id FROM events ORDER BY id").fetchall()
-    return [row[0] for row in rows]
-
-
 @pytest.mark.slow
-def test_redelivered_batch_counts_once(distributed_urls: DistributedUrls) -> None:
+def test_redelivered_batch_counts_once(store_urls: DistributedUrls) -> None:
     visits = [make_visit(number) for number in range(12)]
 
     async def scenario() -> None:
-        async with open_pipeline(distributed_urls) as pipeline:
+        async with open_pipeline(store_urls) as pipeline:
             log = pipeline.log
             for visit in visits:
                 await log.append(visit, deduplicate=True)
@@ -124,7 +120,8 @@ def test_redelivered_batch_counts_once(distributed_urls: DistributedUrls) -> Non
                 assert found == expected[site], f"stats of site {site}"
 
     asyncio.run(scenario())
-    assert stored_ids(distributed_urls.database_url) == sorted(visit.id for visit in visits)
+    by_id = sorted(stored_visits(store_urls.database_url), key=lambda visit: visit.id)
+    assert by_id == sorted(visits, key=lambda visit: visit.id)
 
 
 @pytest.mark.slow

@@ -1,5 +1,7 @@
 """Worker SIGKILLs in the distributed deployment: nothing is lost and nothing is doubled.
 
+It runs once with PostgreSQL and once with MongoDB (SecantusDB) as the event store.
+
 Two API processes take visits from client threads while two workers per consumer group run.
 The test kills a random worker at least KILLS times. One worker of each group also kills
 itself at a crash point: before the stats apply, after the stats apply and acknowledgement,
@@ -48,12 +50,12 @@ def crash_points_of(group: str) -> tuple[str, ...]:
 
 
 @pytest.mark.slow
-def test_worker_sigkills_lose_nothing(tmp_path: Path, distributed_urls: DistributedUrls) -> None:
+def test_worker_sigkills_lose_nothing(tmp_path: Path, store_urls: DistributedUrls) -> None:
     seed = int.from_bytes(os.urandom(4), "big")
     print(f"random seed {seed}")
     rng = random.Random(seed)
 
-    api_args = [*distributed_urls.args(), "--trusted-proxy", "127.0.0.0/8"]
+    api_args = [*store_urls.args(), "--trusted-proxy", "127.0.0.0/8"]
     apis = [
         ServerProcess(tmp_path / f"api-{number}.db", api_args) for number in range(API_PROCESSES)
     ]
@@ -61,10 +63,10 @@ def test_worker_sigkills_lose_nothing(tmp_path: Path, distributed_urls: Distribu
     for group in (STATS_GROUP, STORE_GROUP):
         for number, crash_points in enumerate(((), crash_points_of(group)), start=1):
             name = f"{group}-{number}"
-            worker = WorkerProcess(distributed_urls.args(), tmp_path / f"{name}.log", name, [group])
+            worker = WorkerProcess(store_urls.args(), tmp_path / f"{name}.log", name, [group])
             slots.append(WorkerSlot(worker, crash_points))
     supervisor = WorkerSupervisor(
-        slots, distributed_urls.redis_url, seed, CLAIM_IDLE_MS, CRASH_PROBABILITY
+        slots, store_urls.redis_url, seed, CLAIM_IDLE_MS, CRASH_PROBABILITY
     )
     sender = VisitSender([api.base_url for api in apis], SENDER_THREADS, f"kills{seed:x}", seed)
 
@@ -94,7 +96,7 @@ def test_worker_sigkills_lose_nothing(tmp_path: Path, distributed_urls: Distribu
         ingest_s = time.monotonic() - started
 
         supervisor.disarm()
-        wait_until_drained(distributed_urls.redis_url, DRAIN_TIMEOUT_S)
+        wait_until_drained(store_urls.redis_url, DRAIN_TIMEOUT_S)
     finally:
         stuck_senders = sender.stop()
         try:
@@ -116,8 +118,8 @@ def test_worker_sigkills_lose_nothing(tmp_path: Path, distributed_urls: Distribu
     assert worker_statuses == {name: 0 for name in worker_statuses}, "a worker stopped uncleanly"
 
     truth = check_ground_truth(
-        distributed_urls.redis_url,
-        distributed_urls.database_url,
+        store_urls.redis_url,
+        store_urls.database_url,
         sender.accepted_ids(),
         sender.sent_ids(),
     )

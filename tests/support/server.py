@@ -11,13 +11,18 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
 from support.auth import bearer, provision_admin_token, run_token_command
 
+if TYPE_CHECKING:
+    from support.mongo import SecantusServer
+
 STARTUP_TIMEOUT_S = 20.0
+WORKER_RUNNING_LINE = b"worker running groups"
+"""What `footfall worker` logs once its signal handlers are set and its consumers run."""
 
 T = TypeVar("T")
 
@@ -178,14 +183,25 @@ class WorkerProcess(FootfallProcess):
         self.groups = list(groups)
         self.env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
 
     def start(self) -> WorkerProcess:
         command = [sys.executable, "-m", "footfall", "worker", *self.backend_args]
         command += ["--consumer-name", self.name]
         for group in self.groups:
             command += ["--group", group]
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._launch(command, {**os.environ, "PYTHONUNBUFFERED": "1", **self.env})
         return self
+
+    def started(self) -> bool:
+        """Return whether this start has logged that its consumers run.
+
+        Before that, SIGTERM meets Python's default handler and ends the process with -15.
+        """
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return WORKER_RUNNING_LINE in log.read()
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -199,11 +215,14 @@ def running_stack(
     *,
     worker_args: Sequence[str] = (),
     provision_token: bool = True,
+    mongodb: SecantusServer | None = None,
 ) -> Iterator[ServerProcess]:
     """Run `footfall serve` on one deployment, with one worker when it is distributed.
 
     `embedded` serves a fresh SQLite file in `directory`; `distributed` gets a fresh Redis
     key prefix and PostgreSQL database, and a worker started with `worker_args` as well.
+    `mongodb` is the same with a fresh database on the SecantusDB server `mongodb` instead
+    of PostgreSQL.
     """
     from support.services import fresh_distributed_backends
 
@@ -217,7 +236,9 @@ def running_stack(
             server.stop()
         return
 
-    with fresh_distributed_backends() as urls:
+    if (deployment == "mongodb") != (mongodb is not None):
+        raise ValueError("pass the SecantusDB server for the mongodb deployment, and only then")
+    with fresh_distributed_backends(mongodb) as urls:
         server = ServerProcess(
             directory / "footfall.db",
             [*urls.args(), *serve_args],

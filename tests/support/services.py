@@ -1,7 +1,8 @@
 """The Redis and PostgreSQL servers the distributed tests use, with a fresh namespace each.
 
 The tests require both services: when one cannot be reached they fail with a message that
-names the command to start it, never skip.
+names the command to start it, never skip. Tests of the MongoDB event store use a SecantusDB
+server that the `mongodb_server` fixture starts (see `support.mongo`) instead of PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import psycopg
 import redis
 
 from footfall.backends import redis_keys as keys
+from support.mongo import SecantusServer, fresh_mongodb_database
+
+STORE_DEPLOYMENTS = ["embedded", "distributed", "mongodb"]
+"""The deployments by event store: SQLite, PostgreSQL and MongoDB (see tests/conftest.py)."""
 
 REDIS_URL = os.environ.get("FOOTFALL_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -60,22 +65,38 @@ def delete_prefixed_keys(client: redis.Redis) -> None:
 
 
 @contextmanager
-def fresh_distributed_backends() -> Iterator[DistributedUrls]:
-    """Empty this session's Redis keys and create an empty PostgreSQL database for one test.
+def fresh_distributed_backends(
+    mongodb_server: SecantusServer | None = None,
+) -> Iterator[DistributedUrls]:
+    """Empty this session's Redis keys and create an empty event store database for one test:
+    on `mongodb_server` when it is given, else on PostgreSQL.
 
     Each pytest session uses its own key prefix (see tests/conftest.py), so two sessions on
     one Redis database do not delete each other's keys.
     """
     client = require_redis()
     delete_prefixed_keys(client)
-    name = f"footfall_test_{uuid.uuid4().hex[:12]}"
-    with require_postgres() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    database = (
+        fresh_mongodb_database(mongodb_server)
+        if mongodb_server is not None
+        else fresh_postgres_database()
+    )
     try:
-        yield DistributedUrls(REDIS_URL, f"{base}/{name}")
+        with database as database_url:
+            yield DistributedUrls(REDIS_URL, database_url)
     finally:
         delete_prefixed_keys(client)
         client.close()
+
+
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """Create an empty PostgreSQL database, yield its URL, and drop it afterwards."""
+    name = f"footfall_test_{uuid.uuid4().hex[:12]}"
+    with require_postgres() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
         with require_postgres() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,7 +1,7 @@
 """Helpers for tests that delete visits from a running stack: retention and erasure.
 
 They work on both deployments, taking the backend from the server's own arguments: the
-SQLite file of an embedded server, or the Redis and PostgreSQL URLs of a distributed one.
+SQLite file of an embedded server, or the Redis and event store URLs of a distributed one.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpx
-import psycopg
+from faults.harness import stored_visits as harness_stored_visits
 from faults.harness import wait_until_drained
 
 from footfall.api.schemas import StatsOut
@@ -69,11 +69,9 @@ def run_footfall(
 def stored_visits(server: ServerProcess) -> list[Visit]:
     """Read every visit in the server's event store."""
     if is_distributed(server):
-        with psycopg.connect(_option(server, "--database-url")) as connection:
-            rows = connection.execute(f"SELECT {VISIT_COLUMNS} FROM events").fetchall()
-    else:
-        with contextlib.closing(sqlite3.connect(server.db_path)) as connection:
-            rows = connection.execute(f"SELECT {VISIT_COLUMNS} FROM events").fetchall()
+        return harness_stored_visits(_option(server, "--database-url"))
+    with contextlib.closing(sqlite3.connect(server.db_path)) as connection:
+        rows = connection.execute(f"SELECT {VISIT_COLUMNS} FROM events").fetchall()
     return [Visit(*row) for row in rows]
 
 
