@@ -26,23 +26,11 @@ EXPECTED_WARNINGS = ("Redis has no persistence",)
 
 def print_apply(console: Console, run: ApplyRun) -> None:
     """Print each group's worker rate beside its ceiling and the CPU behind it."""
-    table = Table(
-        title=f"One footfall worker per group, {run.visits:,} visits pre-filled, "
-        f"batches of up to {run.batch_size}"
+    table = _apply_table(
+        f"One footfall worker per group, {run.visits:,} visits pre-filled, "
+        f"batches of up to {run.batch_size}",
+        "PostgreSQL",
     )
-    table.add_column("group")
-    columns = (
-        "worker visits/s",
-        "ceiling visits/s",
-        "worker / ceiling",
-        "worker CPU µs per visit",
-        "Redis CPU µs per visit",
-        "PostgreSQL CPU µs per visit",
-        "machine CPU busy",
-        "other load, cores",
-    )
-    for column in columns:
-        table.add_column(column, justify="right")
     table.add_row(STATS_GROUP, *_apply_cells(run.stats, run.stats_ceiling))
     table.add_row(STORE_GROUP, *_apply_cells(run.store, run.store_ceiling))
     console.print(table)
@@ -56,23 +44,11 @@ def print_apply(console: Console, run: ApplyRun) -> None:
 
 def print_mongodb_apply(console: Console, run: MongoApplyRun) -> None:
     """Print the store worker's rate on MongoDB beside the server's own insert_many."""
-    table = Table(
-        title=f"footfall worker --group store on {run.server}, {run.visits:,} visits "
-        f"pre-filled, batches of up to {run.batch_size}, write concern {run.write_concern}"
+    table = _apply_table(
+        f"footfall worker --group store on {run.server}, {run.visits:,} visits "
+        f"pre-filled, batches of up to {run.batch_size}, write concern {run.write_concern}",
+        "MongoDB server",
     )
-    table.add_column("group")
-    columns = (
-        "worker visits/s",
-        "ceiling visits/s",
-        "worker / ceiling",
-        "worker CPU µs per visit",
-        "Redis CPU µs per visit",
-        "MongoDB server CPU µs per visit",
-        "machine CPU busy",
-        "other load, cores",
-    )
-    for column in columns:
-        table.add_column(column, justify="right")
     table.add_row(f"{STORE_GROUP} (MongoDB)", *_apply_cells(run.store, run.ceiling))
     console.print(table)
     console.print(
@@ -101,6 +77,25 @@ def mongodb_apply_checks(run: MongoApplyRun) -> list[Check]:
             run.dead_lettered == 0,
         ),
     ]
+
+
+def _apply_table(title: str, database: str) -> Table:
+    """Return an empty table of worker rates, with `database` naming the event store's CPU."""
+    table = Table(title=title)
+    table.add_column("group")
+    columns = (
+        "worker visits/s",
+        "ceiling visits/s",
+        "worker / ceiling",
+        "worker CPU µs per visit",
+        "Redis CPU µs per visit",
+        f"{database} CPU µs per visit",
+        "machine CPU busy",
+        "other load, cores",
+    )
+    for column in columns:
+        table.add_column(column, justify="right")
+    return table
 
 
 def _apply_cells(result: DrainResult, ceiling: CeilingResult) -> list[str]:
