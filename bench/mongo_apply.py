@@ -12,9 +12,9 @@ with the write concern the worker uses. It leaves out what the worker adds: the 
 decoding each entry, building its document and the XACK after the insert.
 
 The ceiling runs before the worker. The second of two identical runs of 100,000 inserts on
-one SecantusDB server was 10% slower than the first (SecantusDB caps its oplog at 100,000
-entries and prunes it from then on), so the order puts that cost on the worker, and the
-ratio errs low rather than high.
+one SecantusDB server was 10% slower than the first. SecantusDB caps its oplog at 100,000
+entries by default and prunes it from then on, which may be the cause. This order puts that
+cost on the worker, so the ratio errs low rather than high.
 """
 
 from __future__ import annotations

@@ -44,7 +44,7 @@ class SecantusServer:
         return f"mongodb://{self.host}/{database}?directConnection=true"
 
     def start(self) -> SecantusServer:
-        """Start the server and wait until it answers `ping`."""
+        """Start the server and wait until it replies to `ping`."""
         command = [str(self.binary), "--host", "127.0.0.1", "--port", str(self.port)]
         command += ["--storage-path", ":memory:"]
         with self.log_path.open("ab") as log:
@@ -53,7 +53,7 @@ class SecantusServer:
             self.url("admin"), serverSelectionTimeoutMS=500
         )
         try:
-            wait_for(lambda: self._answers_ping(client), timeout_s=STARTUP_TIMEOUT_S)
+            wait_for(lambda: self._replies_to_ping(client), timeout_s=STARTUP_TIMEOUT_S)
         finally:
             client.close()
         return self
@@ -72,7 +72,7 @@ class SecantusServer:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def _answers_ping(self, client: pymongo.MongoClient[dict[str, object]]) -> bool:
+    def _replies_to_ping(self, client: pymongo.MongoClient[dict[str, object]]) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
             raise RuntimeError(

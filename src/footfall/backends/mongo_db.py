@@ -64,7 +64,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class ServerFacts:
-    """What a MongoDB server and the client settings report, for the start-up log."""
+    """The facts of a MongoDB server and of the client's settings, for the start-up log."""
 
     version: str
     secantus_version: str | None
@@ -84,8 +84,8 @@ class ServerFacts:
 
 def client_options(url: str) -> dict[str, Any]:
     """Return the DEFAULT_OPTIONS that the URL leaves out, to pass to a client beside it."""
-    given = {name.lower() for name, _ in parse_qsl(urlsplit(url).query)}
-    return {name: value for name, value in DEFAULT_OPTIONS.items() if name.lower() not in given}
+    in_url = {name.lower() for name, _ in parse_qsl(urlsplit(url).query)}
+    return {name: value for name, value in DEFAULT_OPTIONS.items() if name.lower() not in in_url}
 
 
 def connect(url: str) -> MongoClient:
@@ -111,7 +111,7 @@ def events_collection(client: MongoClient) -> Collection:
 
 
 async def open_client(url: str) -> MongoClient:
-    """Connect and check that the server answers, failing fast with BackendUnavailable."""
+    """Connect and check that the server replies to `ping`, else raise BackendUnavailable."""
     client = connect(url)
     try:
         await client.admin.command("ping")

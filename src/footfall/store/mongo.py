@@ -1,7 +1,7 @@
 """The MongoDB event store: one document per visit in `events`, keyed by the visit id.
 
-A visit's document holds its log entry id and the visit's fields, leaving out those that
-are None; `_id` is the visit id, so the unique `_id` index makes storing idempotent.
+A visit's document contains its log entry id and the visit's fields, leaving out those that
+are None. `_id` is the visit id, so the unique `_id` index makes storing idempotent.
 """
 
 from __future__ import annotations
@@ -74,8 +74,8 @@ class MongoEventStore:
     async def page(self, site: str, limit: int, cursor: PageCursor | None) -> EventPage:
         query: Document = {"site": site}
         if cursor is not None:
-            # The range on the time lets the `site_time` index bound the scan; the $or
-            # drops the visits of the cursor's own time that are not older by id.
+            # The range on the time lets the `site_time` index bound the scan. The $or then
+            # drops the visits of the cursor's own time whose id is not lower.
             query["received_at_ms"] = {"$lte": cursor.received_at_ms}
             query["$or"] = [
                 {"received_at_ms": {"$lt": cursor.received_at_ms}},
