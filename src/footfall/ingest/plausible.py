@@ -15,20 +15,16 @@ import orjson
 
 from footfall.ingest.admission import Admission, Refused
 from footfall.ingest.collector import (
-    InvalidBody,
     checked_site,
     event_title,
-    json_type,
     optional_text,
-    read_json,
     reject_body,
     required_text,
     send_preflight,
     send_rejection,
-    send_response,
 )
-from footfall.ingest.endpoint import Receive, Scope, Send
-from footfall.ingest.validation import VisitInput
+from footfall.ingest.endpoint import InvalidBody, Receive, Scope, Send, read_json, send_response
+from footfall.ingest.validation import VisitInput, json_type
 
 DEFAULT_PATH = "/api/event"
 PAGEVIEW = "pageview"

@@ -18,20 +18,16 @@ from typing import Any
 
 from footfall.ingest.admission import Accepted, Admission, Refused, header
 from footfall.ingest.collector import (
-    InvalidBody,
     checked_site,
     event_title,
-    json_type,
     optional_text,
-    read_json,
     reject_body,
     required_text,
     send_preflight,
     send_rejection,
-    send_response,
 )
-from footfall.ingest.endpoint import Receive, Scope, Send
-from footfall.ingest.validation import MAX_TITLE_CHARS, MAX_URL_CHARS, VisitInput
+from footfall.ingest.endpoint import InvalidBody, Receive, Scope, Send, read_json, send_response
+from footfall.ingest.validation import MAX_TITLE_CHARS, MAX_URL_CHARS, VisitInput, json_type
 
 SEND_PATH = "/api/send"
 BATCH_PATH = "/api/batch"

@@ -115,7 +115,7 @@ def _timezone(value: Any, errors: list[FieldError]) -> str | None:
         errors.append(FieldError("timezone", "missing: send an IANA name such as Europe/Berlin"))
         return None
     if not isinstance(value, str):
-        errors.append(FieldError("timezone", f"must be a string, got {_json_type(value)}"))
+        errors.append(FieldError("timezone", f"must be a string, got {json_type(value)}"))
         return None
     if len(value) > MAX_TIMEZONE_CHARS or value not in _TIMEZONES:
         quoted = value[:MAX_TIMEZONE_CHARS]
@@ -128,7 +128,7 @@ def _email(value: Any, errors: list[FieldError]) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        errors.append(FieldError("email", f"must be a string, got {_json_type(value)}"))
+        errors.append(FieldError("email", f"must be a string, got {json_type(value)}"))
         return None
     if len(value) > MAX_EMAIL_CHARS:
         errors.append(FieldError("email", f"longer than {MAX_EMAIL_CHARS} characters"))
@@ -164,7 +164,7 @@ def _coordinates(
 def _coordinate(name: str, value: Any, bound: float, errors: list[FieldError]) -> float | None:
     # bool is a subclass of int, so it is ruled out first.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        errors.append(FieldError(name, f"must be a number, got {_json_type(value)}"))
+        errors.append(FieldError(name, f"must be a number, got {json_type(value)}"))
         return None
     number = float(value)
     if not math.isfinite(number):
@@ -180,7 +180,7 @@ def _text(name: str, value: Any, max_chars: int, errors: list[FieldError]) -> st
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        errors.append(FieldError(name, f"must be a string, got {_json_type(value)}"))
+        errors.append(FieldError(name, f"must be a string, got {json_type(value)}"))
         return None
     # A str is indexed by code point, so the cut never splits a character.
     return value[:max_chars]
@@ -212,7 +212,8 @@ def _event_id(value: Any, errors: list[FieldError]) -> str | None:
     return value
 
 
-def _json_type(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """Name the JSON type of a decoded value, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
