@@ -66,7 +66,7 @@ BROWSER_HEADERS = {
 """Sent with every benchmark visit, which footfall would otherwise drop as a bot's."""
 
 UNLIMITED = ("--rate-limit", "0")
-"""All benchmark load comes from 127.0.0.1, which the per-IP rate limit would refuse. The bot
+"""All benchmark load comes from 127.0.0.1, which the per-IP rate limit would reject. The bot
 filter stays on: the load sends a browser's User-Agent, so each request pays for the check."""
 
 

@@ -1,4 +1,6 @@
-"""What footfall keeps of a visitor's IP address and e-mail address (`--ip-mode`, `--email-mode`).
+"""The IP and e-mail modes: the part of a visitor's addresses that footfall keeps.
+
+`--ip-mode` and `--email-mode` set them.
 
 The ingest endpoint applies the modes before a visit is appended to the event log, so the
 log, the event store and the stats never hold more than the mode keeps. The resolved

@@ -42,10 +42,10 @@ def test_rate_limit_is_per_ip(guarded: httpx.Client) -> None:
     flood = [post(guarded, x_forwarded_for="198.51.100.1") for _ in range(12)]
 
     assert [response.status_code for response in flood] == [202] * 5 + [429] * 7
-    refused = flood[-1]
-    assert int(refused.headers["retry-after"]) >= 1
-    assert "too many visits" in refused.json()["detail"]
-    assert refused.headers["access-control-allow-origin"] == "*"
+    rejected = flood[-1]
+    assert int(rejected.headers["retry-after"]) >= 1
+    assert "too many visits" in rejected.json()["detail"]
+    assert rejected.headers["access-control-allow-origin"] == "*"
 
     assert [post(guarded, x_forwarded_for="198.51.100.2").status_code for _ in range(5)] == [
         202
@@ -110,10 +110,10 @@ def test_dnt_and_gpc_not_stored(guarded: httpx.Client) -> None:
 
 @pytest.mark.args(["--allowed-site", "shop", "--allowed-site", "blog"])
 def test_other_sites_get_403(guarded: httpx.Client) -> None:
-    refused = post(guarded, {**VISIT, "site": "elsewhere"})
-    assert refused.status_code == 403
-    assert "'elsewhere'" in refused.json()["detail"]
-    assert refused.headers["access-control-allow-origin"] == "*"
+    rejected = post(guarded, {**VISIT, "site": "elsewhere"})
+    assert rejected.status_code == 403
+    assert "'elsewhere'" in rejected.json()["detail"]
+    assert rejected.headers["access-control-allow-origin"] == "*"
     assert post(guarded, {**VISIT, "site": "shop"}).status_code == 202
 
     settled(guarded, 1, site="shop")

@@ -39,7 +39,7 @@ def test_bucket_allows_the_burst_then_the_rate() -> None:
     assert limiter.wait_s("198.51.100.1") > 0
 
 
-def test_refused_attempts_do_not_spend_tokens() -> None:
+def test_rejected_attempts_spend_no_tokens() -> None:
     clock = FakeClock()
     limiter = RateLimiter(rate_per_s=1.0, burst=1, clock=clock)
     limiter.wait_s("198.51.100.1")
@@ -118,16 +118,16 @@ def test_bot_filter_cache_consistent() -> None:
 
 def test_site_filter_by_name() -> None:
     sites = SiteFilter(["shop", "blog"], [])
-    assert sites.refusal("shop", "") is None
-    refusal = sites.refusal("other", "https://shop.example")
-    assert refusal is not None and "'other'" in refusal
+    assert sites.rejection("shop", "") is None
+    rejection = sites.rejection("other", "https://shop.example")
+    assert rejection is not None and "'other'" in rejection
 
 
 def test_site_filter_origin_normalized() -> None:
     origins = SiteFilter([], ["https://Shop.example/"])
-    assert origins.refusal("any", "https://shop.example") is None
-    assert origins.refusal("any", "https://evil.example") is not None
-    missing = origins.refusal("any", "")
+    assert origins.rejection("any", "https://shop.example") is None
+    assert origins.rejection("any", "https://evil.example") is not None
+    missing = origins.rejection("any", "")
     assert missing is not None
     assert "without an Origin header" in missing
 

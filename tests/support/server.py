@@ -219,7 +219,7 @@ def running_stack(
 ) -> Iterator[ServerProcess]:
     """Run `footfall serve` on one deployment, with one worker when it is distributed.
 
-    `embedded` serves a fresh SQLite file in `directory`; `distributed` gets a fresh Redis
+    `embedded` serves a fresh SQLite file in `directory`. `distributed` gets a fresh Redis
     key prefix and PostgreSQL database, and a worker started with `worker_args` as well.
     `mongodb` is the same with a fresh database on the SecantusDB server `mongodb` instead
     of PostgreSQL.

@@ -25,7 +25,7 @@ Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 @dataclass(frozen=True, slots=True)
 class CollectorRoute:
-    """A path, the protocol it speaks (`kind`) and the handler answering it."""
+    """A path, the protocol it speaks (`kind`) and the handler that serves it."""
 
     path: str
     kind: str

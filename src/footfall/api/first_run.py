@@ -6,7 +6,7 @@ shown again, because only the hash of its secret is stored. The link's code work
 within LOGIN_CODE_TTL_S. A store that has any token, even a revoked one, gets none: then
 `footfall token create --role admin` makes a new one.
 
-In the distributed deployment several API processes may start at once on one Redis; the
+In the distributed deployment several API processes may start at once on one Redis. The
 store's `create_first_admin` lets exactly one of them create the token and print it.
 """
 

@@ -19,7 +19,7 @@ def _ref(name: str) -> dict[str, Any]:
 def add_ingest_to_openapi(api: FastAPI, collectors: list[tuple[str, str]]) -> None:
     """Make `api.openapi()` describe the `POST` of each (path, kind) beside FastAPI's routes.
 
-    `kind` is `footfall` for `/api/events`, else a kind that `collector_operation` knows.
+    `kind` is `footfall` for `/api/events`, else a kind that `collector_operation` supports.
     """
 
     def openapi() -> dict[str, Any]:

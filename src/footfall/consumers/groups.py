@@ -38,7 +38,8 @@ def store_consumer(
     """Build a consumer that stores each batch and acknowledges it only after the commit.
 
     `drop_erased` removes the entries of erased visitors, which are acknowledged unstored.
-    It runs again each time a failed batch is retried, so a retry sees a newer erasure.
+    It runs again each time a failed batch is retried, so a retry also drops the visitors
+    of a newer erasure.
     """
 
     async def store_then_ack(entries: list[LogEntry]) -> None:

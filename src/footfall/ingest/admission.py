@@ -56,7 +56,7 @@ class Ignored:
 
 
 @dataclass(frozen=True, slots=True)
-class Refused:
+class Rejected:
     """A rejected visit: the status, the metrics reason and the message for the client."""
 
     status: int
@@ -65,7 +65,7 @@ class Refused:
     headers: Headers = field(default_factory=list)
 
 
-Outcome = Accepted | Ignored | Refused
+Outcome = Accepted | Ignored | Rejected
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +97,8 @@ class Admission:
         self._policy = policy
         self._clock_ms = clock_ms or _wall_clock_ms
 
-    def count_refusal(self, reason: str) -> None:
-        """Count a visit that a collector refused before admission (a malformed body)."""
+    def count_rejection(self, reason: str) -> None:
+        """Count a visit that a collector rejected before admission (a malformed body)."""
         self._counters.rejected[reason] += 1
 
     async def admit(self, peer: str | None, headers: Headers, fields: VisitInput) -> Outcome:
@@ -119,18 +119,18 @@ class Admission:
             wait_s = policy.rate_limiter.wait_s(ip)
             if wait_s:
                 retry = retry_after_s(wait_s)
-                return Refused(
+                return Rejected(
                     429,
                     "rate_limited",
                     f"too many visits from this address: retry after {retry} s",
                     [(b"retry-after", str(retry).encode())],
                 )
         if policy.sites.active:
-            refusal = policy.sites.refusal(
+            rejection = policy.sites.rejection(
                 fields.site, header(headers, b"origin").decode("latin-1")
             )
-            if refusal is not None:
-                return Refused(403, "forbidden_site", refusal)
+            if rejection is not None:
+                return Rejected(403, "forbidden_site", rejection)
         if policy.bots is not None:
             reason = policy.bots.reason(header(headers, b"user-agent").decode("latin-1"))
             if reason is not None:
@@ -158,7 +158,7 @@ class Admission:
             await self._log.append(visit, deduplicate=fields.event_id is not None)
         except BackendUnavailable as error:
             logger.warning("rejected a visit with 503, the client may retry: %s", error)
-            return Refused(
+            return Rejected(
                 503,
                 "unavailable",
                 "the event log is unavailable, retry later",

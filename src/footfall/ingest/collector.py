@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from footfall.ingest.admission import Admission, Refused, header
+from footfall.ingest.admission import Admission, Rejected, header
 from footfall.ingest.endpoint import (
     PREFLIGHT_HEADERS,
     InvalidBody,
@@ -30,11 +30,11 @@ EVENT_TITLE_PREFIX = "event: "
 ALLOWED_REQUEST_HEADERS = b"content-type, x-umami-cache"
 
 
-def reject_body(admission: Admission, error: InvalidBody) -> Refused:
+def reject_body(admission: Admission, error: InvalidBody) -> Rejected:
     """Count a malformed body as rejected and return the response to send."""
-    admission.count_refusal(error.reason)
+    admission.count_rejection(error.reason)
     extra = [(b"connection", b"close")] if error.status == 413 else []
-    return Refused(error.status, error.reason, error.detail, extra)
+    return Rejected(error.status, error.reason, error.detail, extra)
 
 
 def optional_text(name: str, value: Any, max_chars: int = MAX_URL_CHARS) -> str | None:
@@ -80,7 +80,7 @@ async def send_preflight(scope: Scope, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def send_rejection(send: Send, rejection: Refused) -> None:
+async def send_rejection(send: Send, rejection: Rejected) -> None:
     """Send a rejection as `{"detail": ...}` JSON with its status and extra headers."""
     body = orjson.dumps({"detail": rejection.detail})
     await send_response(send, rejection.status, body, b"application/json", rejection.headers)

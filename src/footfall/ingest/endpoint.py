@@ -76,7 +76,7 @@ class IngestEndpoint:
         try:
             body = await read_json(scope, receive)
         except InvalidBody as error:
-            self._admission.count_refusal(error.reason)
+            self._admission.count_rejection(error.reason)
             if error.status == 413:
                 detail = f"{error.detail}: send one visit per request"
                 return 413, {"detail": detail}, [(b"connection", b"close")]
@@ -85,7 +85,7 @@ class IngestEndpoint:
         try:
             fields = validate_visit(body)
         except VisitValidationError as error:
-            self._admission.count_refusal("invalid_fields")
+            self._admission.count_rejection("invalid_fields")
             errors = [{"field": item.field, "message": item.message} for item in error.errors]
             return 422, {"errors": errors}, []
 
@@ -94,7 +94,7 @@ class IngestEndpoint:
         if isinstance(outcome, Accepted):
             return 202, {"id": outcome.id}, []
         if isinstance(outcome, Ignored):
-            # The same answer as for a stored visit, so that a bot learns nothing.
+            # The same response as for a stored visit, so that a bot learns nothing.
             return 202, {"id": os.urandom(16).hex()}, []
         return outcome.status, {"detail": outcome.detail}, outcome.headers
 

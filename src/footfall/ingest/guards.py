@@ -104,8 +104,8 @@ class SiteFilter:
     def active(self) -> bool:
         return bool(self.sites or self.origins)
 
-    def refusal(self, site: str, origin: str) -> str | None:
-        """Return why a visit is refused, or None when the lists allow it."""
+    def rejection(self, site: str, origin: str) -> str | None:
+        """Return why a visit is rejected, or None when the lists allow it."""
         if self.sites and site not in self.sites:
             return f"site {site[:64]!r} is not accepted by this server"
         if self.origins and not origin:

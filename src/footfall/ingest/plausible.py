@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from footfall.ingest.admission import Admission, Refused
+from footfall.ingest.admission import Admission, Rejected
 from footfall.ingest.collector import (
     checked_site,
     event_title,
@@ -127,7 +127,7 @@ class PlausibleEndpoint:
             return
         await send_response(send, 202, b"ok", b"text/plain; charset=utf-8", [])
 
-    async def _handle_post(self, scope: Scope, receive: Receive) -> Refused | None:
+    async def _handle_post(self, scope: Scope, receive: Receive) -> Rejected | None:
         try:
             event = parse_event(await read_json(scope, receive))
         except InvalidBody as error:
@@ -138,4 +138,4 @@ class PlausibleEndpoint:
         client = scope.get("client")
         peer = client[0] if client else None
         outcome = await self._admission.admit(peer, scope["headers"], event.visit())
-        return outcome if isinstance(outcome, Refused) else None
+        return outcome if isinstance(outcome, Rejected) else None

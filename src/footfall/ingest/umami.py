@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from footfall.ingest.admission import Accepted, Admission, Refused, header
+from footfall.ingest.admission import Accepted, Admission, Rejected, header
 from footfall.ingest.collector import (
     checked_site,
     event_title,
@@ -158,12 +158,12 @@ class UmamiEndpoint:
             await send_preflight(scope, send)
             return
         result = await self._handle_post(scope, receive)
-        if isinstance(result, Refused):
+        if isinstance(result, Rejected):
             await send_rejection(send, result)
             return
         await send_response(send, 200, result.encode(), _TEXT_TYPE, [])
 
-    async def _handle_post(self, scope: Scope, receive: Receive) -> Refused | str:
+    async def _handle_post(self, scope: Scope, receive: Receive) -> Rejected | str:
         headers = scope["headers"]
         origin = header(headers, b"origin").decode("latin-1")
         try:
@@ -181,13 +181,13 @@ class UmamiEndpoint:
             if event.visit is None:
                 continue
             outcome = await self._admission.admit(peer, headers, event.visit)
-            if isinstance(outcome, Refused):
+            if isinstance(outcome, Rejected):
                 return _in_batch(outcome, index) if self._batch else outcome
             if isinstance(outcome, Accepted) and not self._batch:
                 token = outcome.id
         return token
 
 
-def _in_batch(rejection: Refused, index: int) -> Refused:
+def _in_batch(rejection: Rejected, index: int) -> Rejected:
     detail = f"event [{index}] of the batch: {rejection.detail} (the events before it are stored)"
-    return Refused(rejection.status, rejection.reason, detail, rejection.headers)
+    return Rejected(rejection.status, rejection.reason, detail, rejection.headers)
